@@ -1,0 +1,205 @@
+//! Serves the assets that perf-build embedded into the binary: no filesystem, no copies.
+//!
+//! Every request is a [`phf`] lookup followed by header work; the body is the embedded
+//! `&'static [u8]` of the chosen encoding. Hashed URLs (`/static/css/app.3f9a1c2e.css`)
+//! are cached for a year as `immutable`; the logical path (`/static/css/app.css`) stays
+//! reachable with `no-cache`, so it revalidates with the ETag.
+//!
+//! ```ignore
+//! perf_rt::include_assets!(); // defines ASSETS and asset_url!
+//!
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/", axum::routing::get(index))
+//!     .merge(ASSETS.router());
+//! ```
+//!
+//! Behaviour, in order: `GET`/`HEAD` only (405 otherwise); path checks (400 for `..`,
+//! percent-encoded dots, slashes or NUL; 404 for unknown or overlong paths); a single
+//! `Range` on the identity body (206/416, honouring `If-Range`); `Accept-Encoding`
+//! negotiation with q-values over brotli, zstd, gzip and identity (406 when the client
+//! refuses every one); `If-None-Match` (lists, weak comparison, `*`) → 304.
+
+mod negotiate;
+mod path;
+mod service;
+
+#[cfg(feature = "axum")]
+mod router;
+
+pub use negotiate::Encoding;
+pub use service::AssetService;
+
+/// One embedded asset. Built by the generated code; read through [`Assets`].
+#[derive(Debug)]
+pub struct Asset {
+    /// Logical path under the static dir, as written in `asset_url!`: `css/app.css`.
+    pub path: &'static str,
+    /// Hashed path under the static dir: `css/app.3f9a1c2e.css`.
+    pub hashed_path: &'static str,
+    /// Public URL of the hashed path: `/static/css/app.3f9a1c2e.css`.
+    pub url: &'static str,
+    /// `Content-Type` header value, with a charset for text.
+    pub content_type: &'static str,
+    /// Subresource Integrity value of the identity bytes: `sha384-…`.
+    pub integrity: &'static str,
+    /// Strong ETags (quoted), one per [`Encoding`], in [`Encoding::ALL`] order.
+    pub etags: [&'static str; 4],
+    /// The bytes as served without a content encoding.
+    pub identity: &'static [u8],
+    /// Brotli-compressed bytes, when smaller than identity.
+    pub brotli: Option<&'static [u8]>,
+    /// Zstandard-compressed bytes, when smaller than identity.
+    pub zstd: Option<&'static [u8]>,
+    /// Gzip-compressed bytes, when smaller than identity.
+    pub gzip: Option<&'static [u8]>,
+    /// Logical paths of the local modules this JavaScript module imports statically.
+    pub imports: &'static [&'static str],
+}
+
+impl Asset {
+    /// The body for `encoding`, if this asset has it.
+    pub fn body(&self, encoding: Encoding) -> Option<&'static [u8]> {
+        match encoding {
+            Encoding::Identity => Some(self.identity),
+            Encoding::Brotli => self.brotli,
+            Encoding::Zstd => self.zstd,
+            Encoding::Gzip => self.gzip,
+        }
+    }
+
+    /// Whether more than one encoding exists, so responses vary on `Accept-Encoding`.
+    pub fn is_negotiable(&self) -> bool {
+        self.brotli.is_some() || self.zstd.is_some() || self.gzip.is_some()
+    }
+}
+
+/// A value of the generated lookup map: the asset, and whether the key was its hashed
+/// path (served `immutable`) or its logical path (served `no-cache`).
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The asset.
+    pub asset: &'static Asset,
+    /// `true` when the key is the hashed path.
+    pub hashed: bool,
+}
+
+/// Every embedded asset of an application: the `ASSETS` static that
+/// [`include_assets!`](crate::include_assets) defines.
+#[derive(Debug)]
+pub struct Assets {
+    map: &'static phf::Map<&'static str, Entry>,
+    list: &'static [&'static Asset],
+    prefix: &'static str,
+    import_map: &'static str,
+    longest_key: usize,
+}
+
+impl Assets {
+    #[doc(hidden)]
+    pub const fn new(
+        map: &'static phf::Map<&'static str, Entry>,
+        list: &'static [&'static Asset],
+        prefix: &'static str,
+        import_map: &'static str,
+        longest_key: usize,
+    ) -> Self {
+        Assets {
+            map,
+            list,
+            prefix,
+            import_map,
+            longest_key,
+        }
+    }
+
+    /// The asset at a logical path (`css/app.css`), for names only known at run time.
+    /// Use `asset_url!` for literal names: it is checked at compile time.
+    pub fn get(&self, path: &str) -> Option<&'static Asset> {
+        self.map
+            .get(path.trim_start_matches('/'))
+            .filter(|e| !e.hashed)
+            .map(|e| e.asset)
+    }
+
+    /// The hashed URL of the asset at a logical path.
+    pub fn url(&self, path: &str) -> Option<&'static str> {
+        self.get(path).map(|a| a.url)
+    }
+
+    /// Looks up a path relative to the URL prefix, hashed or logical.
+    pub fn lookup(&self, relative: &str) -> Option<Entry> {
+        self.map.get(relative).copied()
+    }
+
+    /// All assets, sorted by logical path.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'static Asset> + use<> {
+        self.list.iter().copied()
+    }
+
+    /// Number of assets.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether no asset was embedded.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The URL prefix the assets are served under, without a trailing slash: `/static`.
+    pub fn prefix(&self) -> &'static str {
+        self.prefix
+    }
+
+    /// The import map (JSON) from every JavaScript module's logical URL to its hashed URL.
+    ///
+    /// Modules import each other by logical path (`import "./util.js"`); the browser
+    /// resolves those through this map, so a changed module changes only its own URL and
+    /// its importers stay cached.
+    pub fn import_map(&self) -> &'static str {
+        self.import_map
+    }
+
+    /// A `<script type="importmap">` element carrying [`Assets::import_map`], to place in
+    /// `<head>` before any module script.
+    pub fn import_map_tag(&self) -> String {
+        format!(
+            "<script type=\"importmap\">{}</script>",
+            self.import_map.replace("</", "<\\/")
+        )
+    }
+
+    /// `<link rel="modulepreload">` elements for every local module that the module at
+    /// `path` imports, directly or not, so the browser fetches the graph in parallel.
+    pub fn modulepreload_tags(&self, path: &str) -> String {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut stack: Vec<&str> = self
+            .get(path)
+            .map(|a| a.imports.to_vec())
+            .unwrap_or_default();
+        let mut out = String::new();
+        while let Some(p) = stack.pop() {
+            if seen.contains(&p) {
+                continue;
+            }
+            seen.push(p);
+            if let Some(a) = self.get(p) {
+                out.push_str(&format!(
+                    "<link rel=\"modulepreload\" href=\"{}\" integrity=\"{}\">",
+                    a.url, a.integrity
+                ));
+                stack.extend(a.imports.iter().copied());
+            }
+        }
+        out
+    }
+
+    /// The tower service that serves these assets.
+    pub fn service(&'static self) -> AssetService {
+        AssetService::new(self)
+    }
+
+    pub(crate) fn longest_key(&self) -> usize {
+        self.longest_key
+    }
+}

@@ -1,0 +1,327 @@
+//! Header parsing for content negotiation and conditional and range requests. Pure
+//! functions over header values: no allocation on the request path.
+
+use super::Asset;
+
+/// A content encoding the asset service can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// No content encoding.
+    Identity,
+    /// `br`
+    Brotli,
+    /// `zstd`
+    Zstd,
+    /// `gzip`
+    Gzip,
+}
+
+impl Encoding {
+    /// Every encoding, in the order of [`Asset::etags`].
+    pub const ALL: [Encoding; 4] = [
+        Encoding::Identity,
+        Encoding::Brotli,
+        Encoding::Zstd,
+        Encoding::Gzip,
+    ];
+
+    /// The `Content-Encoding` token, `None` for identity.
+    pub fn token(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Brotli => Some("br"),
+            Encoding::Zstd => Some("zstd"),
+            Encoding::Gzip => Some("gzip"),
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Splits a header list on commas, trimming blanks and skipping empty items.
+fn items(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Parses a qvalue (`0`, `0.5`, `1.000`) into thousandths; `None` when malformed.
+fn qvalue(s: &str) -> Option<u16> {
+    let s = s.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut q: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    for (i, b) in frac.bytes().enumerate() {
+        q += u16::from(b - b'0') * [100, 10, 1][i];
+    }
+    (q <= 1000).then_some(q)
+}
+
+/// The weight the client gives each encoding, from an `Accept-Encoding` value.
+/// Without the header only identity is acceptable (RFC 9110 §12.5.3).
+fn weights(accept: Option<&str>) -> [u16; 4] {
+    let Some(accept) = accept else {
+        return [1000, 0, 0, 0];
+    };
+    // Explicit weights, and the `*` weight for codings the client did not name.
+    let mut explicit: [Option<u16>; 4] = [None; 4];
+    let mut star: Option<u16> = None;
+    for item in items(accept) {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let mut q = Some(1000);
+        for param in parts {
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = qvalue(v);
+            }
+        }
+        let Some(q) = q else { continue }; // a malformed qvalue drops that item
+        let slot = if coding.eq_ignore_ascii_case("br") {
+            Some(Encoding::Brotli)
+        } else if coding.eq_ignore_ascii_case("zstd") {
+            Some(Encoding::Zstd)
+        } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            Some(Encoding::Gzip)
+        } else if coding.eq_ignore_ascii_case("identity") {
+            Some(Encoding::Identity)
+        } else if coding == "*" {
+            star = Some(q);
+            None
+        } else {
+            None
+        };
+        if let Some(e) = slot {
+            // The highest weight wins when a coding is listed twice.
+            let w = &mut explicit[e.index()];
+            *w = Some(w.map_or(q, |old| old.max(q)));
+        }
+    }
+    let mut out = [0u16; 4];
+    for e in Encoding::ALL {
+        out[e.index()] = explicit[e.index()].or(star).unwrap_or(match e {
+            // identity stays acceptable unless refused explicitly or through `*;q=0`.
+            Encoding::Identity => 1,
+            _ => 0,
+        });
+    }
+    out
+}
+
+/// Chooses the encoding to send: the highest q-value among the encodings the asset has,
+/// ties broken by size (brotli, zstd, gzip, identity). `None` when the client refuses
+/// every available encoding (a 406).
+pub(crate) fn choose_encoding(asset: &Asset, accept: Option<&str>) -> Option<Encoding> {
+    let w = weights(accept);
+    let mut best: Option<(u16, Encoding)> = None;
+    for e in [
+        Encoding::Brotli,
+        Encoding::Zstd,
+        Encoding::Gzip,
+        Encoding::Identity,
+    ] {
+        if asset.body(e).is_none() || w[e.index()] == 0 {
+            continue;
+        }
+        if best.is_none_or(|(q, _)| w[e.index()] > q) {
+            best = Some((w[e.index()], e));
+        }
+    }
+    best.map(|(_, e)| e)
+}
+
+/// Result of `If-None-Match` against an asset.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NoneMatch {
+    /// The client holds a current representation: answer 304 with this ETag.
+    NotModified(&'static str),
+    /// Send the body.
+    Modified,
+}
+
+/// Evaluates `If-None-Match` with the weak comparison RFC 9110 §13.1.2 requires: any
+/// current representation of the asset (of any encoding) counts as a match, and the 304
+/// carries the tag the client sent, so a cache keeps the representation it holds.
+pub(crate) fn if_none_match(asset: &Asset, value: &str, chosen: Encoding) -> NoneMatch {
+    if value.trim() == "*" {
+        return NoneMatch::NotModified(asset.etags[chosen.index()]);
+    }
+    for tag in items(value) {
+        let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+        if let Some(&etag) = asset.etags.iter().find(|e| **e == opaque) {
+            return NoneMatch::NotModified(etag);
+        }
+    }
+    NoneMatch::Modified
+}
+
+/// A byte range request against a body of known length.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Range {
+    /// Inclusive start and end.
+    Satisfiable(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header holding a single byte range. Multiple ranges, other units and
+/// malformed values return `None`: the server may ignore such a header (RFC 9110 §14.2)
+/// and send the whole body.
+pub(crate) fn parse_range(value: &str, len: u64) -> Option<Range> {
+    let spec = value.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+    if first.is_empty() {
+        // Suffix range: the last N bytes.
+        if !digits(last) {
+            return None;
+        }
+        let n: u64 = last.parse().ok()?;
+        if n == 0 || len == 0 {
+            return Some(Range::Unsatisfiable);
+        }
+        return Some(Range::Satisfiable(len.saturating_sub(n), len - 1));
+    }
+    if !digits(first) || !(last.is_empty() || digits(last)) {
+        return None;
+    }
+    let start: u64 = first.parse().ok()?;
+    let end: u64 = if last.is_empty() {
+        u64::MAX
+    } else {
+        last.parse().ok()?
+    };
+    if end < start {
+        return None;
+    }
+    if start >= len {
+        return Some(Range::Unsatisfiable);
+    }
+    Some(Range::Satisfiable(start, end.min(len - 1)))
+}
+
+/// Whether `If-Range` allows the range: only a strong match with the identity ETag (we
+/// send no `Last-Modified`, so a date never matches).
+pub(crate) fn if_range_matches(asset: &Asset, value: &str) -> bool {
+    let value = value.trim();
+    !value.starts_with("W/") && value == asset.etags[Encoding::Identity.index()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static ASSET: Asset = Asset {
+        path: "a.css",
+        hashed_path: "a.0011aabb.css",
+        url: "/static/a.0011aabb.css",
+        content_type: "text/css; charset=utf-8",
+        integrity: "sha384-x",
+        etags: ["\"h\"", "\"h-br\"", "\"h-zst\"", "\"h-gz\""],
+        identity: b"0123456789",
+        brotli: Some(b"b"),
+        zstd: Some(b"z"),
+        gzip: Some(b"g"),
+        imports: &[],
+    };
+
+    static PLAIN: Asset = Asset {
+        brotli: None,
+        zstd: None,
+        gzip: Some(b"g"),
+        ..ASSET
+    };
+
+    #[test]
+    fn negotiation_honours_q_values() {
+        let c = |h| choose_encoding(&ASSET, h);
+        assert_eq!(c(None), Some(Encoding::Identity));
+        assert_eq!(c(Some("gzip, deflate, br, zstd")), Some(Encoding::Brotli));
+        assert_eq!(c(Some("gzip, zstd")), Some(Encoding::Zstd));
+        assert_eq!(c(Some("br;q=0.5, gzip;q=0.8")), Some(Encoding::Gzip));
+        assert_eq!(c(Some("br;q=0, gzip;q=0")), Some(Encoding::Identity));
+        assert_eq!(c(Some("*")), Some(Encoding::Brotli));
+        assert_eq!(c(Some("*;q=0.5, br;q=0")), Some(Encoding::Zstd));
+        assert_eq!(c(Some("identity;q=0, gzip;q=0")), None);
+        assert_eq!(c(Some("BR;Q=1")), Some(Encoding::Brotli));
+        assert_eq!(
+            c(Some("br;q=2, gzip")),
+            Some(Encoding::Gzip),
+            "bad qvalue drops the item"
+        );
+        assert_eq!(c(Some("")), Some(Encoding::Identity));
+        assert_eq!(
+            choose_encoding(&PLAIN, Some("br")),
+            Some(Encoding::Identity)
+        );
+        assert_eq!(
+            choose_encoding(&PLAIN, Some("br, gzip;q=0.1")),
+            Some(Encoding::Gzip)
+        );
+        assert_eq!(choose_encoding(&PLAIN, Some("br, identity;q=0")), None);
+    }
+
+    #[test]
+    fn qvalues_parse_strictly() {
+        assert_eq!(qvalue("1"), Some(1000));
+        assert_eq!(qvalue("0.5"), Some(500));
+        assert_eq!(qvalue("0.125"), Some(125));
+        assert_eq!(qvalue("1.000"), Some(1000));
+        assert_eq!(qvalue("1.5"), None);
+        assert_eq!(qvalue("0.1234"), None);
+        assert_eq!(qvalue("abc"), None);
+    }
+
+    #[test]
+    fn if_none_match_lists_weak_and_star() {
+        use NoneMatch::*;
+        let br = Encoding::Brotli;
+        assert_eq!(
+            if_none_match(&ASSET, "\"h-br\"", br),
+            NotModified("\"h-br\"")
+        );
+        assert_eq!(
+            if_none_match(&ASSET, "\"x\", W/\"h\"", br),
+            NotModified("\"h\"")
+        );
+        assert_eq!(if_none_match(&ASSET, "*", br), NotModified("\"h-br\""));
+        assert_eq!(if_none_match(&ASSET, "\"x\", \"y\"", br), Modified);
+        assert_eq!(if_none_match(&ASSET, "h", br), Modified);
+    }
+
+    #[test]
+    fn ranges() {
+        use Range::*;
+        assert_eq!(parse_range("bytes=0-3", 10), Some(Satisfiable(0, 3)));
+        assert_eq!(parse_range("bytes=5-", 10), Some(Satisfiable(5, 9)));
+        assert_eq!(parse_range("bytes=-4", 10), Some(Satisfiable(6, 9)));
+        assert_eq!(parse_range("bytes=-40", 10), Some(Satisfiable(0, 9)));
+        assert_eq!(parse_range("bytes=8-100", 10), Some(Satisfiable(8, 9)));
+        assert_eq!(parse_range("bytes=10-", 10), Some(Unsatisfiable));
+        assert_eq!(parse_range("bytes=-0", 10), Some(Unsatisfiable));
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), None);
+        assert_eq!(parse_range("bytes=4-2", 10), None);
+        assert_eq!(parse_range("items=0-1", 10), None);
+        assert_eq!(parse_range("bytes=a-b", 10), None);
+        assert_eq!(parse_range("bytes=99999999999999999999-", 10), None);
+    }
+
+    #[test]
+    fn if_range_is_strong() {
+        assert!(if_range_matches(&ASSET, "\"h\""));
+        assert!(!if_range_matches(&ASSET, "W/\"h\""));
+        assert!(!if_range_matches(&ASSET, "\"h-br\""));
+        assert!(!if_range_matches(&ASSET, "Wed, 21 Oct 2015 07:28:00 GMT"));
+    }
+}

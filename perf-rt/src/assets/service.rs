@@ -1,0 +1,187 @@
+//! The tower [`Service`] that answers asset requests from the generated map.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower_service::Service;
+
+use super::negotiate::{self, Encoding, NoneMatch, Range};
+use super::{Asset, Assets, path};
+
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+const VARY: HeaderValue = HeaderValue::from_static("accept-encoding");
+const BYTES: HeaderValue = HeaderValue::from_static("bytes");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
+
+/// Serves embedded assets. Cheap to clone: it holds one `&'static` reference.
+///
+/// The response body borrows the embedded bytes (`Bytes::from_static`): nothing is
+/// copied, allocated per byte or read from disk.
+#[derive(Debug, Clone, Copy)]
+pub struct AssetService {
+    assets: &'static Assets,
+}
+
+impl AssetService {
+    /// A service over `assets`.
+    pub fn new(assets: &'static Assets) -> Self {
+        AssetService { assets }
+    }
+
+    /// Answers one request. Public so that other servers than tower's can call it.
+    pub fn respond(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Response<Full<Bytes>> {
+        let head = match *method {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => {
+                let mut res = status(StatusCode::METHOD_NOT_ALLOWED);
+                res.headers_mut().insert(header::ALLOW, ALLOW);
+                return res;
+            }
+        };
+        let key = match path::relative_key(path, self.assets.prefix(), self.assets.longest_key()) {
+            Ok(key) => key,
+            Err(code) => return status(code),
+        };
+        let Some(entry) = self.assets.lookup(&key) else {
+            return status(StatusCode::NOT_FOUND);
+        };
+        serve(entry.asset, entry.hashed, head, headers)
+    }
+}
+
+fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn status(code: StatusCode) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = code;
+    res
+}
+
+fn serve(
+    asset: &'static Asset,
+    hashed: bool,
+    head: bool,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
+    let len = asset.identity.len() as u64;
+    // A single satisfiable or unsatisfiable range applies to the identity body; any other
+    // Range header is ignored and the whole body is negotiated as usual.
+    let range = if head {
+        None
+    } else {
+        text(headers, header::RANGE)
+            .and_then(|r| negotiate::parse_range(r, len))
+            .filter(|_| {
+                text(headers, header::IF_RANGE)
+                    .is_none_or(|v| negotiate::if_range_matches(asset, v))
+            })
+    };
+    let encoding = if range.is_some() {
+        Encoding::Identity
+    } else {
+        match negotiate::choose_encoding(asset, text(headers, header::ACCEPT_ENCODING)) {
+            Some(e) => e,
+            None => {
+                let mut res = status(StatusCode::NOT_ACCEPTABLE);
+                res.headers_mut().insert(header::VARY, VARY);
+                return res;
+            }
+        }
+    };
+
+    let mut res = Response::new(Full::new(Bytes::new()));
+    let h = res.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        if hashed { IMMUTABLE } else { NO_CACHE },
+    );
+    if asset.is_negotiable() {
+        h.insert(header::VARY, VARY);
+    }
+
+    if let Some(inm) = text(headers, header::IF_NONE_MATCH)
+        && let NoneMatch::NotModified(etag) = negotiate::if_none_match(asset, inm, encoding)
+    {
+        h.insert(header::ETAG, HeaderValue::from_static(etag));
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        return res;
+    }
+
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_static(asset.etags[encoding.index()]),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    h.insert(header::ACCEPT_RANGES, BYTES);
+    if let Some(token) = encoding.token() {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
+    }
+    let body = asset.body(encoding).unwrap_or(asset.identity);
+    let mut partial = false;
+    let body = match range {
+        None => body,
+        Some(Range::Unsatisfiable) => {
+            h.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::try_from(format!("bytes */{len}")).expect("digits are a valid header"),
+            );
+            h.remove(header::CONTENT_TYPE);
+            *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            return res;
+        }
+        Some(Range::Satisfiable(start, end)) => {
+            h.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::try_from(format!("bytes {start}-{end}/{len}"))
+                    .expect("digits are a valid header"),
+            );
+            partial = true;
+            &body[start as usize..=end as usize]
+        }
+    };
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    if partial {
+        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    if !head {
+        *res.body_mut() = Full::new(Bytes::from_static(body));
+    }
+    res
+}
+
+impl<B> Service<Request<B>> for AssetService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        ready(Ok(self.respond(
+            req.method(),
+            req.uri().path(),
+            req.headers(),
+        )))
+    }
+}

@@ -1,0 +1,20 @@
+//! Runtime of perf-suite.
+//!
+//! Each component lives in its own module behind a cargo feature of the same name
+//! (`full` enables all of them):
+//!
+//! - [`assets`]: serves the assets that `perf-build` embedded into the binary, with no
+//!   filesystem and no copies.
+//!
+//! The generated asset manifest is brought in once, at the crate root, with
+//! [`include_assets!`]:
+//!
+//! ```ignore
+//! perf_rt::include_assets!();
+//! ```
+
+#[cfg(feature = "assets")]
+pub mod assets;
+
+#[doc(hidden)]
+pub mod codegen;
