@@ -160,7 +160,7 @@ pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path)
         }
         let _ = write!(
             body,
-            "    ($name:literal) => {{ ::perf_rt::codegen::unknown_asset!({}, $name, [{known}]) }};\n    \
+            "    ($name:literal) => {{ ::perf_rt::codegen::unknown_asset!({name}, {}, $name, [{known}]) }};\n    \
              ($($other:tt)*) => {{ ::core::compile_error!(\"{name}! takes one string literal: {name}!(\\\"css/app.css\\\")\") }};\n",
             lit(static_dir)
         );
