@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::cache::write_atomic;
 use crate::pipeline::Built;
+use crate::refs::url_encode;
 use crate::{Error, compress::Variants};
 
 /// The format version the generated code is written for (see `perf_rt::codegen`).
@@ -42,8 +43,8 @@ pub fn import_map(assets: &[Built], prefix: &str) -> String {
     let mut imports = serde_json::Map::new();
     for a in assets.iter().filter(|a| a.is_js) {
         imports.insert(
-            format!("{prefix}/{}", a.logical),
-            serde_json::Value::String(format!("{prefix}/{}", a.hashed)),
+            format!("{prefix}/{}", url_encode(&a.logical)),
+            serde_json::Value::String(format!("{prefix}/{}", url_encode(&a.hashed))),
         );
     }
     serde_json::json!({ "imports": imports }).to_string()
@@ -76,7 +77,7 @@ pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path)
              gzip: {},\n    imports: &[{}],\n}};",
             lit(&a.logical),
             lit(&a.hashed),
-            lit(&format!("{prefix}/{}", a.hashed)),
+            lit(&format!("{prefix}/{}", url_encode(&a.hashed))),
             lit(a.content_type),
             lit(&a.integrity),
             lit(&format!("\"{short}\"")),
@@ -139,7 +140,7 @@ pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path)
             "asset_url",
             "/// The hashed URL of an embedded asset, checked at compile time:\n\
              /// `asset_url!(\"css/app.css\")` is `\"/static/css/app.3f9a1c2e.css\"`.\n",
-            |a, prefix| format!("{prefix}/{}", a.hashed),
+            |a, prefix| format!("{prefix}/{}", url_encode(&a.hashed)),
         ),
         (
             "asset_integrity",
@@ -149,30 +150,36 @@ pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path)
         ),
     ];
     for (name, doc, value) in macros {
-        let mut body = String::new();
+        let mut arms = String::new();
         for a in assets {
             let _ = writeln!(
-                body,
+                arms,
                 "    ({}) => {{ {} }};",
                 lit(&a.logical),
                 lit(&value(a, prefix))
             );
         }
-        let _ = write!(
-            body,
-            "    ($name:literal) => {{ ::perf_rt::codegen::unknown_asset!({name}, {}, $name, [{known}]) }};\n    \
-             ($($other:tt)*) => {{ ::core::compile_error!(\"{name}! takes one string literal: {name}!(\\\"css/app.css\\\")\") }};\n",
-            lit(static_dir)
-        );
+        // An exported macro expands in crates that may not depend on perf-rt: it reaches
+        // perf-rt through the defining crate (`$crate::__perf_rt`).
+        let fallback = |perf_rt: &str| {
+            format!(
+                "    ($name:literal) => {{ {perf_rt}::codegen::unknown_asset!({name}, {}, $name, [{known}]) }};\n    \
+                 ($($other:tt)*) => {{ ::core::compile_error!(\"{name}! takes one string literal: {name}!(\\\"css/app.css\\\")\") }};\n",
+                lit(static_dir)
+            )
+        };
         let _ = write!(
             macro_local,
-            "{doc}#[allow(unused_macros)]\nmacro_rules! {name} {{\n{body}}}\n#[allow(unused_imports)]\npub(crate) use {name};\n"
+            "{doc}#[allow(unused_macros)]\nmacro_rules! {name} {{\n{arms}{}}}\n#[allow(unused_imports)]\npub(crate) use {name};\n",
+            fallback("::perf_rt")
         );
         let _ = write!(
             macro_export,
-            "{doc}#[macro_export]\nmacro_rules! {name} {{\n{body}}}\n"
+            "{doc}#[macro_export]\nmacro_rules! {name} {{\n{arms}{}}}\n",
+            fallback("$crate::__perf_rt")
         );
     }
+    macro_export.push_str("#[doc(hidden)]\npub use ::perf_rt as __perf_rt;\n");
     Generated {
         assets: out,
         macro_local,

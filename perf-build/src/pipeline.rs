@@ -412,7 +412,10 @@ fn finish(
                 } else {
                     let target = finals[*d].as_ref().expect("dependency finished first");
                     let rel = refs::relative(&logical, &target.hashed);
-                    format!("{}{suffix}", rel.strip_prefix("./").unwrap_or(&rel))
+                    format!(
+                        "{}{suffix}",
+                        refs::url_encode(rel.strip_prefix("./").unwrap_or(&rel))
+                    )
                 };
                 code = code.replace(placeholder.as_str(), &url);
             }

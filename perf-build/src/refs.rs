@@ -122,6 +122,20 @@ pub fn relative(from: &str, to: &str) -> String {
     out
 }
 
+/// Percent-encodes a path for use in a URL: everything but unreserved characters, `/`
+/// and the sub-delimiters that paths commonly carry stays as it is.
+pub fn url_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Levenshtein distance, for "did you mean" hints.
 pub fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -195,6 +209,16 @@ mod tests {
         assert_eq!(relative("css/app.css", "css/b.css"), "./b.css");
         assert_eq!(relative("app.css", "img/a.png"), "./img/a.png");
         assert_eq!(relative("a/b/c.css", "a/d.png"), "../d.png");
+    }
+
+    #[test]
+    fn encodes_urls() {
+        assert_eq!(
+            url_encode("data/my notes.1a2b.txt"),
+            "data/my%20notes.1a2b.txt"
+        );
+        assert_eq!(url_encode("img/ünï.png"), "img/%C3%BCn%C3%AF.png");
+        assert_eq!(url_encode("css/app.3f9a1c2e.css"), "css/app.3f9a1c2e.css");
     }
 
     #[test]

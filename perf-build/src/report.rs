@@ -64,7 +64,7 @@ impl Report {
                 .iter()
                 .map(|a| AssetReport {
                     path: a.logical.clone(),
-                    url: format!("{prefix}/{}", a.hashed),
+                    url: format!("{prefix}/{}", crate::refs::url_encode(&a.hashed)),
                     file: a.hashed.clone(),
                     integrity: a.integrity.clone(),
                     content_type: a.content_type.to_string(),

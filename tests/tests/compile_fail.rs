@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{Crate, crate_path};
+use common::Crate;
 
 fn cases() -> Crate {
-    let dep = format!("perf-tests = {{ path = \"{}\" }}", crate_path("tests"));
     let bins = [
         (
             "ok",
@@ -46,7 +45,7 @@ fn cases() -> Crate {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    Crate::new("perf-compile-fail", &dep, "", &files)
+    Crate::new("perf-compile-fail", &files)
 }
 
 fn stderr_of(c: &Crate, bin: &str) -> (bool, String) {

@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{Crate, crate_path};
+use common::Crate;
 
 const MAIN: &str = r#"
 perf_rt::include_assets!();
@@ -35,15 +35,8 @@ async fn main() {
 
 #[test]
 fn a_new_app_builds_and_its_binary_serves_alone() {
-    let deps = format!(
-        "perf-rt = {{ path = \"{}\", features = [\"full\"] }}\naxum = {{ version = \"0.8\", default-features = false, features = [\"tokio\", \"http1\"] }}\ntokio = {{ version = \"1\", features = [\"rt-multi-thread\", \"macros\", \"net\"] }}",
-        crate_path("perf-rt")
-    );
-    let build_deps = format!("perf-build = {{ path = \"{}\" }}", crate_path("perf-build"));
     let app = Crate::new(
         "perf-e2e-app",
-        &deps,
-        &build_deps,
         &[
             (
                 "build.rs",
@@ -130,7 +123,7 @@ fn a_new_app_builds_and_its_binary_serves_alone() {
         );
         let css = css.text().unwrap();
         assert!(
-            css.starts_with("body{color:red;background:url(../img/bg."),
+            css.starts_with("body{color:red;background:url(") && css.contains("../img/bg."),
             "{css}"
         );
         let js_url = page

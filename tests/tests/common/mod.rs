@@ -27,21 +27,29 @@ fn profiles() -> String {
 }
 
 /// A crate in a temporary directory: `files` are (relative path, contents).
+///
+/// Every such crate has the same dependencies, so Cargo resolves the same features for
+/// all of them and compiles the dependency graph (swc included) once for the first and
+/// never again. The features differ from the workspace's, so that first build is not
+/// free: it is what a new application pays once.
 pub struct Crate {
     pub dir: tempfile::TempDir,
 }
 
 impl Crate {
-    pub fn new(
-        name: &str,
-        dependencies: &str,
-        build_dependencies: &str,
-        files: &[(&str, &str)],
-    ) -> Crate {
+    pub fn new(name: &str, files: &[(&str, &str)]) -> Crate {
         let dir = tempfile::tempdir().unwrap();
         let manifest = format!(
             "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [dependencies]\n{dependencies}\n\n[build-dependencies]\n{build_dependencies}\n\n[workspace]\n{}",
+             [dependencies]\n\
+             perf-rt = {{ path = \"{}\", features = [\"full\"] }}\n\
+             perf-tests = {{ path = \"{}\" }}\n\
+             axum = {{ version = \"0.8\", default-features = false, features = [\"tokio\", \"http1\"] }}\n\
+             tokio = {{ version = \"1\", features = [\"rt-multi-thread\", \"macros\", \"net\"] }}\n\n\
+             [build-dependencies]\nperf-build = {{ path = \"{}\" }}\n\n[workspace]\n{}",
+            crate_path("perf-rt"),
+            crate_path("tests"),
+            crate_path("perf-build"),
             profiles()
         );
         std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
