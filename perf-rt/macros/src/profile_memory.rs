@@ -99,12 +99,32 @@ mod tests {
 
     #[test]
     fn sync_functions_get_a_guard_and_async_ones_a_measured_future() {
-        let sync = expand(quote!(), quote!(fn f() -> u8 { 1 })).to_string();
+        let sync = expand(
+            quote!(),
+            quote!(
+                fn f() -> u8 {
+                    1
+                }
+            ),
+        )
+        .to_string();
         assert!(sync.contains("ScopeGuard :: enter"), "{sync}");
-        let asynchronous = expand(quote!(name = "x"), quote!(async fn g() {})).to_string();
+        let asynchronous = expand(
+            quote!(name = "x"),
+            quote!(
+                async fn g() {}
+            ),
+        )
+        .to_string();
         assert!(asynchronous.contains("profile_future"), "{asynchronous}");
         assert!(asynchronous.contains("\"x\""), "{asynchronous}");
-        let bad = expand(quote!(nme = "x"), quote!(fn f() {})).to_string();
+        let bad = expand(
+            quote!(nme = "x"),
+            quote!(
+                fn f() {}
+            ),
+        )
+        .to_string();
         assert!(bad.contains("compile_error"), "{bad}");
     }
 }

@@ -223,9 +223,11 @@ impl Drop for SlotRelease {
 #[cold]
 fn claim_slot(s: &ThreadState) -> &'static Slot {
     s.slot.set(CLAIMING);
-    let claimed = SLOTS
-        .iter()
-        .position(|slot| slot.owned.compare_exchange(false, true, Acquire, Relaxed).is_ok());
+    let claimed = SLOTS.iter().position(|slot| {
+        slot.owned
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .is_ok()
+    });
     let Some(index) = claimed else {
         s.slot.set(NO_SLOT);
         return &SHARED;
@@ -275,7 +277,8 @@ fn thread_grow(s: &ThreadState, bytes: usize) {
     if net > s.peak_mark.get() {
         s.peak_mark.set(net);
     }
-    s.bytes_allocated.set(s.bytes_allocated.get() + bytes as u64);
+    s.bytes_allocated
+        .set(s.bytes_allocated.get() + bytes as u64);
 }
 
 #[inline]
@@ -496,10 +499,19 @@ pub(crate) fn thread_peak_end(previous: i64) -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs `f` with sampling suspended on this thread (for the profiler's own work).
+/// Runs `f` with sampling suspended on this thread, so the profiler's own bookkeeping is
+/// counted but never attributed.
 pub(crate) fn without_sampling<R>(f: impl FnOnce() -> R) -> R {
-    let was = STATE.try_with(|s| s.in_sampler.replace(true)).unwrap_or(true);
-    let out = f();
-    let _ = STATE.try_with(|s| s.in_sampler.set(was));
-    out
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = STATE.try_with(|s| s.in_sampler.set(self.0));
+        }
+    }
+    let _restore = Restore(
+        STATE
+            .try_with(|s| s.in_sampler.replace(true))
+            .unwrap_or(true),
+    );
+    f()
 }

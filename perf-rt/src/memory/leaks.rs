@@ -149,7 +149,9 @@ pub fn detect_leaks(snapshots: &[&Snapshot], options: LeakOptions) -> LeakReport
             });
         }
     }
-    report.leaks.sort_by(|a, b| b.growth_bytes.cmp(&a.growth_bytes));
+    report
+        .leaks
+        .sort_by(|a, b| b.growth_bytes.cmp(&a.growth_bytes));
 
     let newest_types = &judged[judged.len() - 1].instances;
     for t in newest_types {

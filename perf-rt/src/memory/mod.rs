@@ -44,8 +44,8 @@ pub use instances::{Track, Tracked, TypeInstances, live_instances};
 pub use leaks::{Leak, LeakOptions, LeakPoint, LeakReport, TypeLeak};
 pub use profiler::{MemoryConfig, MemoryProfiler, MemoryReport, SamplingInfo, SnapshotSummary};
 pub use scope::{
-    FunctionMemory, ScopeGuard, ScopeStats, function_stat, function_stats, log_threshold,
-    measure, profile_future, set_log_threshold,
+    FunctionMemory, ScopeGuard, ScopeStats, function_stat, function_stats, log_threshold, measure,
+    profile_future, set_log_threshold,
 };
 pub use snapshot::{SiteDiff, SiteUsage, Snapshot, TraceUsage};
 pub use symbols::{CallSite, StackFrame};

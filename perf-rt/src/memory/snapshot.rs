@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::allocator::{Stats, sample_rate, stats};
+use super::allocator::{Stats, sample_rate, stats, without_sampling};
 use super::instances::{TypeInstances, live_instances};
 use super::sampler;
 use super::symbols::{CallSite, call_site};
@@ -52,6 +52,11 @@ fn weight(size: usize, rate: usize) -> f64 {
 impl Snapshot {
     /// Captures the current state under `label`.
     pub fn capture(label: impl Into<String>) -> Self {
+        let label = label.into();
+        without_sampling(|| Self::capture_unsampled(label))
+    }
+
+    fn capture_unsampled(label: String) -> Self {
         let rate = sample_rate().unwrap_or(0);
         let mut per_trace: HashMap<u32, (f64, f64)> = HashMap::new();
         sampler::for_each_live(|s| {
@@ -70,7 +75,7 @@ impl Snapshot {
             .collect();
         traces.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.trace.cmp(&b.trace)));
         Self {
-            label: label.into(),
+            label,
             taken_at_ms: now_ms(),
             stats: stats(),
             sample_rate: rate,
@@ -82,7 +87,11 @@ impl Snapshot {
     /// Estimated live memory per call site, largest first (symbols resolved now).
     pub fn by_site(&self) -> Vec<SiteUsage> {
         let mut sites: Vec<SiteUsage> = group_by_site(&self.traces).into_values().collect();
-        sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.site.key().cmp(&b.site.key())));
+        sites.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| a.site.key().cmp(&b.site.key()))
+        });
         sites
     }
 

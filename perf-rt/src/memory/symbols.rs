@@ -68,6 +68,24 @@ fn is_internal(function: &str) -> bool {
     INTERNAL_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// Frames compiled from the standard library's sources (`<u8 as alloc::…>::from_elem`
+/// has a user-looking name) count as plumbing too.
+fn is_internal_frame(frame: &StackFrame) -> bool {
+    frame.function.as_deref().is_some_and(is_internal)
+        || frame
+            .file
+            .as_deref()
+            .is_some_and(|f| f.starts_with("/rustc/") || f.contains("/library/alloc/src/"))
+}
+
+/// Where std's short backtraces stop: frames below belong to the runtime, not the app.
+fn is_runtime_entry(frame: &StackFrame) -> bool {
+    frame
+        .function
+        .as_deref()
+        .is_some_and(|f| f.contains("__rust_begin_short_backtrace"))
+}
+
 fn cache() -> &'static Mutex<HashMap<usize, Vec<StackFrame>>> {
     static CACHE: OnceLock<Mutex<HashMap<usize, Vec<StackFrame>>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
@@ -106,14 +124,16 @@ pub(crate) fn call_site(trace: u32) -> CallSite {
             .iter()
             .flat_map(|&ip| resolve_ip(ip, &mut cache))
             .collect();
-        // Drop the capture machinery and allocator plumbing above the first user frame.
-        let first_user = all
-            .iter()
-            .position(|f| !f.function.as_deref().is_some_and(is_internal));
-        let stack = match first_user {
+        // Drop the capture machinery and allocator plumbing above the first user frame,
+        // and the runtime's frames below the program's entry.
+        let first_user = all.iter().position(|f| !is_internal_frame(f));
+        let mut stack = match first_user {
             Some(i) => all[i..].to_vec(),
             None => all,
         };
+        if let Some(end) = stack.iter().position(is_runtime_entry) {
+            stack.truncate(end.max(1));
+        }
         let frame = stack.first().cloned().unwrap_or(StackFrame {
             function: None,
             file: None,
@@ -130,9 +150,25 @@ mod tests {
     #[test]
     fn internal_frames_are_recognised_and_user_frames_are_not() {
         assert!(is_internal("alloc::raw_vec::RawVec<T,A>::grow_one"));
-        assert!(is_internal("<alloc::vec::Vec<T> as core::clone::Clone>::clone"));
+        assert!(is_internal(
+            "<alloc::vec::Vec<T> as core::clone::Clone>::clone"
+        ));
         assert!(is_internal("perf_rt::memory::allocator::on_alloc"));
-        assert!(!is_internal("<my_app::Session as core::clone::Clone>::clone"));
+        assert!(!is_internal(
+            "<my_app::Session as core::clone::Clone>::clone"
+        ));
         assert!(!is_internal("memory_leaks::leaky_function"));
+        let std_frame = StackFrame {
+            function: Some("<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem".into()),
+            file: Some("/rustc/59807616e/library/alloc/src/vec/spec_from_elem.rs".into()),
+            line: Some(53),
+        };
+        assert!(is_internal_frame(&std_frame));
+        let user_frame = StackFrame {
+            function: Some("<app::Session as core::clone::Clone>::clone".into()),
+            file: Some("src/session.rs".into()),
+            line: Some(3),
+        };
+        assert!(!is_internal_frame(&user_frame));
     }
 }
