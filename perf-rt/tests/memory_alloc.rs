@@ -10,6 +10,9 @@ use perf_rt::memory::{self, MemoryProfiler, TrackingAllocator};
 #[global_allocator]
 static ALLOC: TrackingAllocator = TrackingAllocator::system();
 
+/// One locked list of blocks per thread.
+type Outboxes<T> = Vec<Mutex<Vec<T>>>;
+
 const THREADS: usize = 8;
 const BLOCKS: usize = 5_000;
 
@@ -66,7 +69,7 @@ fn single_thread_counts_are_exact() {
 fn counts_stay_exact_with_8_threads_freeing_across_threads() {
     // Sample often, so that cross-thread frees of sampled blocks are exercised too.
     memory::set_sample_rate(4096);
-    let outboxes: Arc<Vec<Mutex<Vec<Vec<u8>>>>> = Arc::new(
+    let outboxes: Arc<Outboxes<Vec<u8>>> = Arc::new(
         (0..THREADS)
             .map(|_| Mutex::new(Vec::with_capacity(BLOCKS)))
             .collect(),
@@ -143,7 +146,7 @@ fn counts_stay_exact_with_more_threads_than_slots() {
     const MANY: usize = 100;
     for _round in 0..2 {
         let barrier = Arc::new(Barrier::new(MANY + 1));
-        let keep: Arc<Vec<Mutex<Vec<Box<[u8; 100]>>>>> = Arc::new(
+        let keep: Arc<Outboxes<Box<[u8; 100]>>> = Arc::new(
             (0..MANY)
                 .map(|_| Mutex::new(Vec::with_capacity(100)))
                 .collect(),

@@ -151,7 +151,7 @@ pub fn detect_leaks(snapshots: &[&Snapshot], options: LeakOptions) -> LeakReport
     }
     report
         .leaks
-        .sort_by(|a, b| b.growth_bytes.cmp(&a.growth_bytes));
+        .sort_by_key(|l| std::cmp::Reverse(l.growth_bytes));
 
     let newest_types = &judged[judged.len() - 1].instances;
     for t in newest_types {
@@ -178,7 +178,7 @@ pub fn detect_leaks(snapshots: &[&Snapshot], options: LeakOptions) -> LeakReport
     }
     report
         .types
-        .sort_by(|a, b| b.growth_instances.cmp(&a.growth_instances));
+        .sort_by_key(|t| std::cmp::Reverse(t.growth_instances));
     report
 }
 

@@ -169,38 +169,35 @@ pub(crate) fn intern(frames: &[usize]) -> Option<u32> {
     for i in 0..MAX_PROBE {
         let index = (start + i) & (TRACE_CAP - 1);
         let slot = &TRACES[index];
-        match slot.state.load(Acquire) {
-            TRACE_READY => {
-                if slot.hash.load(Relaxed) == h
-                    && slot.len.load(Relaxed) == frames.len()
-                    && slot
-                        .frames
-                        .iter()
-                        .zip(frames)
-                        .all(|(a, &b)| a.load(Relaxed) == b)
-                {
-                    return Some(index as u32);
-                }
+        let state = slot.state.load(Acquire);
+        let same = |slot: &TraceSlot| {
+            slot.hash.load(Relaxed) == h
+                && slot.len.load(Relaxed) == frames.len()
+                && slot
+                    .frames
+                    .iter()
+                    .zip(frames)
+                    .all(|(a, &b)| a.load(Relaxed) == b)
+        };
+        if state == TRACE_READY && same(slot) {
+            return Some(index as u32);
+        }
+        // A slot being written by another thread (maybe with the same stack) is skipped:
+        // a duplicate entry is harmless, reports merge stacks by call site.
+        if state == TRACE_EMPTY
+            && slot
+                .state
+                .compare_exchange(TRACE_EMPTY, TRACE_WRITING, Acquire, Relaxed)
+                .is_ok()
+        {
+            for (cell, &ip) in slot.frames.iter().zip(frames) {
+                cell.store(ip, Relaxed);
             }
-            TRACE_EMPTY => {
-                if slot
-                    .state
-                    .compare_exchange(TRACE_EMPTY, TRACE_WRITING, Acquire, Relaxed)
-                    .is_ok()
-                {
-                    for (cell, &ip) in slot.frames.iter().zip(frames) {
-                        cell.store(ip, Relaxed);
-                    }
-                    slot.len.store(frames.len(), Relaxed);
-                    slot.hash.store(h, Relaxed);
-                    slot.state.store(TRACE_READY, Release);
-                    TRACE_COUNT.fetch_add(1, Relaxed);
-                    return Some(index as u32);
-                }
-            }
-            // Another thread is writing this slot, maybe the same stack: a duplicate
-            // entry is harmless, reports merge stacks by content.
-            _ => {}
+            slot.len.store(frames.len(), Relaxed);
+            slot.hash.store(h, Relaxed);
+            slot.state.store(TRACE_READY, Release);
+            TRACE_COUNT.fetch_add(1, Relaxed);
+            return Some(index as u32);
         }
     }
     DROPPED_SAMPLES.fetch_add(1, Relaxed);
