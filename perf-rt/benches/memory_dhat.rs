@@ -6,9 +6,12 @@ mod memory_common;
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
 fn main() {
-    let mut c = memory_common::criterion();
     // Testing mode: profile without writing dhat-heap.json at the end.
     let profiler = dhat::Profiler::builder().testing().build();
+    if memory_common::run_fixed_from_env() {
+        return;
+    }
+    let mut c = memory_common::criterion();
     memory_common::bench(&mut c, "dhat");
     drop(profiler);
     c.final_summary();

@@ -4,6 +4,9 @@
 mod memory_common;
 
 fn main() {
+    if memory_common::run_fixed_from_env() {
+        return;
+    }
     let mut c = memory_common::criterion();
     memory_common::bench(&mut c, "system");
     c.final_summary();

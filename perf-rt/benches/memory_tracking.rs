@@ -8,6 +8,12 @@ mod memory_common;
 static ALLOC: TrackingAllocator = TrackingAllocator::system();
 
 fn main() {
+    if let Ok(rate) = std::env::var("MEMORY_BENCH_SAMPLE_RATE") {
+        memory::set_sample_rate(rate.parse().expect("bytes"));
+        if memory_common::run_fixed_from_env() {
+            return;
+        }
+    }
     let mut c = memory_common::criterion();
     memory::set_sample_rate(0);
     memory_common::bench(&mut c, "tracking_unsampled");

@@ -184,3 +184,61 @@ fn async_function_runs_on_a_tokio_runtime() {
     assert!(stat.last.bytes_allocated >= 6000, "{:?}", stat.last);
     assert!(stat.last.retained_bytes >= 4000, "{:?}", stat.last);
 }
+
+/// Collects the `function` field of every event from the memory profiler's target.
+#[derive(Default)]
+struct Collect(std::sync::Mutex<Vec<String>>);
+
+struct FunctionField<'a>(&'a mut Option<String>);
+
+impl tracing::field::Visit for FunctionField<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "function" {
+            *self.0 = Some(value.to_owned());
+        }
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl tracing::Subscriber for Collect {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if event.metadata().target() == "perf_rt::memory" {
+            let mut function = None;
+            event.record(&mut FunctionField(&mut function));
+            self.0.lock().unwrap().extend(function);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[profile_memory(name = "below_threshold", threshold = 1_000_000)]
+fn below_threshold() -> usize {
+    vec![0u8; 10_000].len()
+}
+
+#[profile_memory(name = "above_threshold", threshold = 1_000_000)]
+fn above_threshold() -> usize {
+    vec![0u8; 2_000_000].len()
+}
+
+#[test]
+fn calls_above_the_threshold_are_logged() {
+    let collect = std::sync::Arc::new(Collect::default());
+    tracing::subscriber::with_default(collect.clone(), || {
+        below_threshold();
+        above_threshold();
+        below_threshold();
+    });
+    let logged = collect.0.lock().unwrap().clone();
+    assert_eq!(logged, ["above_threshold"]);
+    assert_eq!(memory::function_stat("below_threshold").unwrap().calls, 2);
+}

@@ -7,6 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::Criterion;
+use criterion::measurement::{Measurement, ValueFormatter};
 
 /// Many small `Vec`/`String`/`HashMap` allocations and a JSON round trip: roughly what a
 /// request handler rendering a page from a few queries does.
@@ -42,18 +43,85 @@ pub fn small_blocks() -> usize {
     blocks.iter().map(|b| b[0] as usize).sum()
 }
 
-/// Criterion settings shared by the memory benchmarks (a noisy 2-core machine: enough
-/// samples for a stable median, short enough to run the whole set in a few minutes).
-pub fn criterion() -> Criterion {
+/// CPU time of the benchmarking thread (`/proc/thread-self/schedstat`, nanoseconds on
+/// CPU): on a shared, overloaded machine, wall time mostly measures the other tenants,
+/// since the baseline and the tracked runs are separate processes (one global allocator
+/// each).
+pub struct CpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat (Linux) is needed for the CPU-time measurement")
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns() - start
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanos
+    }
+}
+
+struct Nanos;
+
+impl ValueFormatter for Nanos {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical < 1e3 {
+            (1.0, "ns")
+        } else if typical < 1e6 {
+            (1e-3, "µs")
+        } else if typical < 1e9 {
+            (1e-6, "ms")
+        } else {
+            (1e-9, "s")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        _throughput: &criterion::Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        "(throughput not measured)"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+/// Criterion settings shared by the memory benchmarks: CPU time, enough samples for a
+/// stable median, short enough to repeat the set several times.
+pub fn criterion() -> Criterion<CpuTime> {
     Criterion::default()
+        .with_measurement(CpuTime)
         .sample_size(40)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
         .configure_from_args()
 }
 
 /// Benchmarks both workloads under `label` (the allocator in use).
-pub fn bench(c: &mut Criterion, label: &str) {
+pub fn bench(c: &mut Criterion<CpuTime>, label: &str) {
     c.bench_function(&format!("workload/{label}"), |b| {
         let mut seed = 1;
         b.iter(|| {
@@ -64,4 +132,27 @@ pub fn bench(c: &mut Criterion, label: &str) {
     c.bench_function(&format!("small_blocks/{label}"), |b| {
         b.iter(|| black_box(small_blocks()))
     });
+}
+
+/// `MEMORY_BENCH_FIXED=workload:N` or `small_blocks:N`: run that workload N times and
+/// exit, for counting instructions and cycles with `perf stat` (steadier than time on a
+/// shared machine). Returns whether it ran.
+pub fn run_fixed_from_env() -> bool {
+    let Ok(spec) = std::env::var("MEMORY_BENCH_FIXED") else {
+        return false;
+    };
+    let (name, count) = spec
+        .split_once(':')
+        .expect("MEMORY_BENCH_FIXED=<workload>:<count>");
+    let count: u64 = count.parse().expect("a count");
+    let mut sum = 0;
+    for i in 0..count {
+        sum += match name {
+            "workload" => workload(black_box(i + 2)),
+            "small_blocks" => small_blocks(),
+            other => panic!("unknown workload {other}"),
+        };
+    }
+    black_box(sum);
+    true
 }

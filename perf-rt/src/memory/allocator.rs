@@ -29,11 +29,12 @@ pub const DEFAULT_SAMPLE_RATE: usize = 512 * 1024;
 /// It wraps any [`GlobalAlloc`] ([`System`] by default; jemalloc or mimalloc work the same
 /// way). Counters are process-wide: install one `TrackingAllocator` per program.
 ///
-/// ```ignore
+/// ```no_run
 /// use perf_rt::memory::TrackingAllocator;
 ///
 /// #[global_allocator]
 /// static ALLOC: TrackingAllocator = TrackingAllocator::system();
+/// # fn main() {}
 /// ```
 #[derive(Debug)]
 pub struct TrackingAllocator<A = System> {
