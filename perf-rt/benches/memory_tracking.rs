@@ -15,10 +15,19 @@ fn main() {
         }
     }
     let mut c = memory_common::criterion();
-    memory::set_sample_rate(0);
-    memory_common::bench(&mut c, "tracking_unsampled");
-    memory::set_sample_rate(memory::DEFAULT_SAMPLE_RATE);
-    memory_common::bench(&mut c, "tracking_sampled");
+    // The order alternates between rounds (memory_bench.sh), so neither mode always runs
+    // first in a fresh process.
+    let mut modes = [
+        ("tracking_unsampled", 0),
+        ("tracking_sampled", memory::DEFAULT_SAMPLE_RATE),
+    ];
+    if std::env::var_os("MEMORY_BENCH_SAMPLED_FIRST").is_some() {
+        modes.reverse();
+    }
+    for (label, rate) in modes {
+        memory::set_sample_rate(rate);
+        memory_common::bench(&mut c, label);
+    }
     let samples = perf_rt::memory::MemoryProfiler::global().report().sampling;
     eprintln!("sampling at the end: {samples:?}");
     c.final_summary();
