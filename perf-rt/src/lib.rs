@@ -5,6 +5,8 @@
 //!
 //! - [`assets`]: serves the assets that `perf-build` embedded into the binary, with no
 //!   filesystem and no copies.
+//! - [`memory`]: memory profiler: a tracking global allocator, sampled call sites,
+//!   snapshots, leak detection, a timeline and `#[profile_memory]`.
 //!
 //! The generated asset manifest is brought in once, at the crate root, with
 //! [`include_assets!`]:
@@ -18,3 +20,6 @@ pub mod assets;
 
 #[doc(hidden)]
 pub mod codegen;
+
+#[cfg(feature = "memory")]
+pub mod memory;

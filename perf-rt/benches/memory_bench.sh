@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the memory benchmarks ROUNDS times, alternating the order of the system-allocator
+# and tracking-allocator binaries (and of the two tracking modes) so noise and warm-up hit
+# all alike, then dhat once, and prints
+# each median beside its peer from the same round. Needs python3.
+#   bash perf-rt/benches/memory_bench.sh [ROUNDS]
+set -euo pipefail
+rounds=${1:-3}
+target=${CARGO_TARGET_DIR:-target}
+bench() { cargo bench -q -p perf-rt --features memory --bench "$1" >/dev/null 2>&1; }
+median() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['median']['point_estimate'])" "$target/criterion/$1/new/estimates.json"; }
+for r in $(seq "$rounds"); do
+  # Alternate which binary, and which tracking mode, runs first.
+  if (( r % 2 )); then
+    bench memory_system; bench memory_tracking
+  else
+    MEMORY_BENCH_SAMPLED_FIRST=1 bench memory_tracking; bench memory_system
+  fi
+  for w in workload small_blocks; do
+    sys=$(median "${w}_system"); un=$(median "${w}_tracking_unsampled"); sa=$(median "${w}_tracking_sampled")
+    python3 -c "import sys; s,u,a=map(float,sys.argv[2:5]); print(f'round {sys.argv[1]} {sys.argv[5]:13} system {s/1e3:9.2f} us  unsampled {u/1e3:9.2f} us ({u/s:.3f}x)  sampled {a/1e3:9.2f} us ({a/s:.3f}x)')" "$r" "$sys" "$un" "$sa" "$w"
+  done
+done
+bench memory_dhat
+for w in workload small_blocks; do
+  python3 -c "import sys; print(f'dhat {sys.argv[1]:13} {float(sys.argv[2])/1e3:9.2f} us ({float(sys.argv[2])/float(sys.argv[3]):.1f}x the last system median)')" "$w" "$(median "${w}_dhat")" "$(median "${w}_system")"
+done
