@@ -5,6 +5,8 @@
 //!
 //! - [`assets`]: serves the assets that `perf-build` embedded into the binary, with no
 //!   filesystem and no copies.
+//! - [`cache`]: the query cache (memory tier, Redis tier, tag invalidation,
+//!   `#[optimize_query]`).
 //!
 //! The generated asset manifest is brought in once, at the crate root, with
 //! [`include_assets!`]:
@@ -15,6 +17,12 @@
 
 #[cfg(feature = "assets")]
 pub mod assets;
+
+#[cfg(feature = "cache")]
+pub mod cache;
+
+#[cfg(feature = "cache")]
+pub use perf_rt_macros::optimize_query;
 
 #[doc(hidden)]
 pub mod codegen;
