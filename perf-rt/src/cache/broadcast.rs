@@ -91,13 +91,13 @@ mod tests {
         put("a");
         apply(&m, "me", "me t t 1");
         assert_eq!(m.get::<u8>("a"), Some(1));
-        apply(&m, "other", "other t t 1");
+        apply(&m, "me", "other t t 1");
         assert_eq!(m.get::<u8>("a"), None);
         put("b");
-        apply(&m, "other", "other k b");
+        apply(&m, "me", "other k b");
         assert_eq!(m.get::<u8>("b"), None);
         put("c");
-        apply(&m, "other", "other * ");
+        apply(&m, "me", "other * ");
         assert_eq!(m.get::<u8>("c"), None);
     }
 }

@@ -169,7 +169,7 @@ impl QueryCacheBuilder {
         let (redis, tasks) = match &self.redis.url {
             Some(url) => {
                 let (tier, task) = self.connect(url, &memory, &metrics).await?;
-                (Some(tier), vec![task])
+                (Some(tier), task.to_vec())
             }
             None => (None, Vec::new()),
         };
@@ -193,7 +193,7 @@ impl QueryCacheBuilder {
         url: &str,
         memory: &Arc<MemoryTier>,
         metrics: &CacheMetrics,
-    ) -> Result<(Arc<super::redis::RedisTier>, tokio::task::AbortHandle), CacheError> {
+    ) -> Result<(Arc<super::redis::RedisTier>, [tokio::task::AbortHandle; 2]), CacheError> {
         use super::redis::{RedisSettings, RedisTier};
         use std::hash::{BuildHasher, Hasher};
 
@@ -222,6 +222,7 @@ impl QueryCacheBuilder {
         if tier.recover().await.is_some() {
             let _ = tokio::time::timeout(self.redis.timeout * 8, subscribed).await;
         }
-        Ok((tier, task.abort_handle()))
+        let watch = runtime.spawn(tier.clone().watch());
+        Ok((tier, [task.abort_handle(), watch.abort_handle()]))
     }
 }

@@ -15,7 +15,19 @@ use super::CacheError;
 
 /// First bytes of every value this cache writes to Redis: a magic number and the format
 /// version. Bump the version when the envelope changes; older entries then decode as misses.
-const HEADER: [u8; 3] = [b'P', b'Q', 1];
+/// Then comes a fingerprint of the value's type (postcard is not self-describing: a `String`
+/// decodes as a `Vec<u64>`), then postcard of `(tags, value)`.
+const HEADER: [u8; 3] = [b'P', b'Q', 2];
+
+/// FNV-1a of the type's name: a renamed or different type reads as a miss. Changing a
+/// struct's fields keeps its name: change the key prefix (or the type name) with it.
+fn fingerprint<T: ?Sized>() -> [u8; 4] {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in std::any::type_name::<T>().bytes() {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    hash.to_le_bytes()
+}
 
 /// Builds a cache key: a prefix, then each argument serialised with postcard and
 /// hex-encoded, separated by `:`.
@@ -86,13 +98,18 @@ impl KeyBuilder {
 
 /// Serialises `value` and its tags behind the versioned header.
 pub(crate) fn encode<T: Serialize>(tags: &[&str], value: &T) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_extend(&(tags, value), HEADER.to_vec())
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&HEADER);
+    out.extend_from_slice(&fingerprint::<T>());
+    postcard::to_extend(&(tags, value), out)
 }
 
 /// Reads a value written by [`encode`]: `None` for a foreign header, an older format or
 /// bytes that are not a `T`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<(Vec<String>, T)> {
-    let body = bytes.strip_prefix(&HEADER)?;
+    let body = bytes
+        .strip_prefix(&HEADER)?
+        .strip_prefix(&fingerprint::<T>())?;
     postcard::from_bytes(body).ok()
 }
 
@@ -123,5 +140,7 @@ mod tests {
         old[2] = 0;
         assert!(decode::<(u32, String)>(&old).is_none());
         assert!(decode::<(u32, String)>(&bytes[..bytes.len() - 1]).is_none());
+        let s = encode(&[], &"abc".to_string()).unwrap();
+        assert!(decode::<Vec<u64>>(&s).is_none(), "other type");
     }
 }

@@ -248,6 +248,17 @@ impl RedisTier {
         Some(conn)
     }
 
+    /// Probes an unreachable Redis every retry interval, so that it is found again even
+    /// when every read is answered by the memory tier.
+    pub(crate) async fn watch(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.settings.retry_interval).await;
+            if !self.is_up() {
+                self.recover().await;
+            }
+        }
+    }
+
     fn queue(&self, f: impl FnOnce(&mut Pending)) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut p);
