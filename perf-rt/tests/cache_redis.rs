@@ -35,12 +35,24 @@ async fn redis_tier_serves_other_instances_and_honours_ttl() {
     let a = cache(&url, &ns).await;
     let b = cache(&url, &ns).await;
     let calls = AtomicUsize::new(0);
-    let short = CacheOptions::new().expire(Duration::from_millis(700)).tags(&["posts"]);
+    let short = CacheOptions::new()
+        .expire(Duration::from_millis(700))
+        .tags(&["posts"]);
 
-    let v1 = a.get_or_load("k", short, counting(&calls, "v")).await.unwrap();
-    let v2 = b.get_or_load("k", short, counting(&calls, "v")).await.unwrap();
+    let v1 = a
+        .get_or_load("k", short, counting(&calls, "v"))
+        .await
+        .unwrap();
+    let v2 = b
+        .get_or_load("k", short, counting(&calls, "v"))
+        .await
+        .unwrap();
     assert_eq!((v1.as_str(), v2.as_str()), ("v-1", "v-1"));
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "B must read A's entry from Redis");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "B must read A's entry from Redis"
+    );
     assert_eq!(b.metrics().snapshot().redis_hits, 1);
 
     let mut conn = raw(&url).await;
@@ -52,9 +64,15 @@ async fn redis_tier_serves_other_instances_and_honours_ttl() {
     assert!((1..=700).contains(&pttl), "Redis TTL {pttl} ms");
 
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let v3 = a.get_or_load("k", short, counting(&calls, "v")).await.unwrap();
+    let v3 = a
+        .get_or_load("k", short, counting(&calls, "v"))
+        .await
+        .unwrap();
     assert_eq!(v3, "v-2", "expired in memory and in Redis");
-    let v4 = b.get_or_load("k", short, counting(&calls, "v")).await.unwrap();
+    let v4 = b
+        .get_or_load("k", short, counting(&calls, "v"))
+        .await
+        .unwrap();
     assert_eq!(v4, "v-2");
 }
 
@@ -69,7 +87,10 @@ async fn tag_invalidation_reaches_the_other_instance() {
     assert_eq!(load(&a, "p1", &calls).await, "v-1");
     assert_eq!(load(&b, "p1", &calls).await, "v-1");
     let users = CacheOptions::new().tags(&["users"]);
-    let u = a.get_or_load("u1", users, counting(&calls, "u")).await.unwrap();
+    let u = a
+        .get_or_load("u1", users, counting(&calls, "u"))
+        .await
+        .unwrap();
     assert_eq!(u, "u-2");
     // B now holds p1 in memory; A invalidates the tag.
     a.invalidate_tag("posts").await;
@@ -88,7 +109,11 @@ async fn tag_invalidation_reaches_the_other_instance() {
     })
     .await;
     assert!(seen, "B never received the invalidation");
-    assert_eq!(load(&b, "p1", &calls).await, "v-101", "B reads the reloaded entry");
+    assert_eq!(
+        load(&b, "p1", &calls).await,
+        "v-101",
+        "B reads the reloaded entry"
+    );
     assert_eq!(load(&a, "p1", &calls).await, "v-101");
 }
 
@@ -105,11 +130,23 @@ async fn key_invalidation_and_clear_reach_the_other_instance() {
     assert_eq!(load(&b, "y", &calls).await, "v-2");
 
     a.invalidate("x").await;
-    assert!(eventually(Duration::from_secs(2), async || b.get::<String>("x").await.is_none()).await);
+    assert!(
+        eventually(Duration::from_secs(2), async || b
+            .get::<String>("x")
+            .await
+            .is_none())
+        .await
+    );
     assert_eq!(b.get::<String>("y").await.as_deref(), Some("v-2"));
 
     a.clear().await;
-    assert!(eventually(Duration::from_secs(2), async || b.get::<String>("y").await.is_none()).await);
+    assert!(
+        eventually(Duration::from_secs(2), async || b
+            .get::<String>("y")
+            .await
+            .is_none())
+        .await
+    );
     let mut conn = raw(&url).await;
     let left: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{ns}:k:*"))
@@ -145,7 +182,11 @@ async fn a_load_overlapping_an_invalidation_is_not_stored() {
     assert_eq!(loading.await.unwrap().unwrap(), "read before the write");
 
     let calls = AtomicUsize::new(0);
-    assert_eq!(load(&a, "q", &calls).await, "v-1", "A must not have kept the stale value");
+    assert_eq!(
+        load(&a, "q", &calls).await,
+        "v-1",
+        "A must not have kept the stale value"
+    );
     assert_eq!(load(&b, "q", &calls).await, "v-1");
 }
 
@@ -182,7 +223,9 @@ async fn loader_errors_are_returned_and_not_cached() {
     let a = cache(&url, &ns).await;
     let err: Result<String, &str> = a.get_or_load("e", POSTS, || async { Err("db down") }).await;
     assert_eq!(err, Err("db down"));
-    let ok: Result<String, &str> = a.get_or_load("e", POSTS, || async { Ok("fine".into()) }).await;
+    let ok: Result<String, &str> = a
+        .get_or_load("e", POSTS, || async { Ok("fine".into()) })
+        .await;
     assert_eq!(ok.as_deref(), Ok("fine"));
     let m = a.metrics().snapshot();
     assert_eq!((m.loads, m.load_errors), (2, 1));
@@ -233,11 +276,10 @@ mod macro_keys {
         INIT.get_or_init(|| {
             let rt = RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap());
             let ns = ns.get_or_init(|| namespace("macro")).clone();
-            let cache = std::thread::spawn(move || {
-                rt.block_on(async { cache(&redis_url(), &ns).await })
-            })
-            .join()
-            .unwrap();
+            let cache =
+                std::thread::spawn(move || rt.block_on(async { cache(&redis_url(), &ns).await }))
+                    .join()
+                    .unwrap();
             perf_rt::cache::set_global(cache).unwrap();
         });
         QueryCache::global().unwrap()
@@ -286,7 +328,11 @@ mod macro_keys {
             },
         );
         let first = posts(&Db, &f1, 1).await.unwrap();
-        assert_eq!(posts(&Db, &f1, 1).await.unwrap(), first, "same arguments: cached");
+        assert_eq!(
+            posts(&Db, &f1, 1).await.unwrap(),
+            first,
+            "same arguments: cached"
+        );
         let others = [
             posts(&Db, &f2, 1).await.unwrap(),
             posts(&Db, &f1, 2).await.unwrap(),
@@ -305,7 +351,11 @@ mod macro_keys {
         assert_eq!(keys.len(), 3, "{keys:?}");
 
         cache.invalidate_tag("posts").await;
-        assert_ne!(posts(&Db, &f1, 1).await.unwrap(), first, "invalidated by tag");
+        assert_ne!(
+            posts(&Db, &f1, 1).await.unwrap(),
+            first,
+            "invalidated by tag"
+        );
     }
 
     #[tokio::test]
@@ -346,7 +396,11 @@ async fn redis_killed_and_restarted_mid_test() {
                 })
                 .await
                 .unwrap();
-            assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "took {:?}",
+                started.elapsed()
+            );
             v
         }
     };
@@ -379,14 +433,19 @@ async fn redis_killed_and_restarted_mid_test() {
     assert!(a.metrics().snapshot().memory_flushes >= 1);
     // B's memory still holds version 1 from before the outage: its reconnect flushes it.
     let b_back = eventually(Duration::from_secs(5), async || read(b.clone()).await == 2).await;
-    assert!(b_back, "B kept serving the value invalidated while Redis was down");
+    assert!(
+        b_back,
+        "B kept serving the value invalidated while Redis was down"
+    );
 
     // Pub/sub works again: a write through B reaches A.
-    assert!(eventually(Duration::from_secs(5), async || {
-        version.store(3, Ordering::SeqCst);
-        b.invalidate_tag("posts").await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        read(a.clone()).await == 3
-    })
-    .await);
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            version.store(3, Ordering::SeqCst);
+            b.invalidate_tag("posts").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            read(a.clone()).await == 3
+        })
+        .await
+    );
 }

@@ -57,11 +57,7 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
 
 fn returns_result(ty: &Type) -> bool {
     match ty {
-        Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Result"),
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
         _ => false,
     }
 }
@@ -108,7 +104,7 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 }
             },
         };
-        if args.skip.iter().any(|s| *s == ident) {
+        if args.skip.contains(&ident) {
             used_skips.push(ident);
             continue;
         }
@@ -122,7 +118,11 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let name = &sig.ident;
     let prefix = match &args.key_prefix {
         Some(p) => quote!(#p),
-        None => quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name))),
+        None => quote!(::core::concat!(
+            ::core::module_path!(),
+            "::",
+            ::core::stringify!(#name)
+        )),
     };
     let expire = match &args.expire {
         Some(e) => quote!(::core::option::Option::Some(

@@ -81,8 +81,8 @@ pub(crate) async fn subscribe_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::metrics::CacheMetrics;
     use crate::cache::memory::MemoryCapacity;
+    use crate::cache::metrics::CacheMetrics;
 
     #[test]
     fn messages_apply_except_own() {

@@ -106,6 +106,7 @@ pub(crate) fn encode<T: Serialize>(tags: &[&str], value: &T) -> Result<Vec<u8>, 
 
 /// Reads a value written by [`encode`]: `None` for a foreign header, an older format or
 /// bytes that are not a `T`.
+#[cfg_attr(not(feature = "cache-redis"), allow(dead_code))]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<(Vec<String>, T)> {
     let body = bytes
         .strip_prefix(&HEADER)?

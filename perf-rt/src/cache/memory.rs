@@ -213,6 +213,7 @@ impl MemoryTier {
     }
 
     /// [`Self::clear`] because invalidations may have been missed (Redis reconnect).
+    #[cfg_attr(not(feature = "cache-redis"), allow(dead_code))]
     pub(crate) fn flush(&self) {
         incr(&self.metrics.counters().memory_flushes);
         self.clear();

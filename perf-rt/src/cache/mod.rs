@@ -269,18 +269,18 @@ impl QueryCache {
         }
 
         let value = self.load(loader).await?;
-        let mut weight = 0;
-        let mut keep_in_memory = true;
+        #[cfg_attr(not(feature = "cache-redis"), allow(unused_mut))]
+        let (mut weight, mut keep_in_memory) = (0, true);
         #[cfg(feature = "cache-redis")]
-        if let (Some(redis), Some(expected)) = (&self.inner.redis, &expected) {
-            if let Some(bytes) = encode_logged(key, options.tags, &value) {
-                weight = bytes.len();
-                let stored = redis
-                    .store(key, &bytes, ttl, options.tags, Some(expected))
-                    .await;
-                // Stale per Redis: an invalidation overlapped the load.
-                keep_in_memory = stored != Some(false);
-            }
+        if let (Some(redis), Some(expected)) = (&self.inner.redis, &expected)
+            && let Some(bytes) = encode_logged(key, options.tags, &value)
+        {
+            weight = bytes.len();
+            let stored = redis
+                .store(key, &bytes, ttl, options.tags, Some(expected))
+                .await;
+            // Stale per Redis: an invalidation overlapped the load.
+            keep_in_memory = stored != Some(false);
         }
         if keep_in_memory && memory.enabled() {
             if memory.weighs_bytes() && weight == 0 {
@@ -347,7 +347,15 @@ impl QueryCache {
                 0
             };
             let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-            memory.insert(key, value.clone(), self.ttl(&options), options.tags, &[], weight, seq);
+            memory.insert(
+                key,
+                value.clone(),
+                self.ttl(&options),
+                options.tags,
+                &[],
+                weight,
+                seq,
+            );
             Ok(value)
         })
     }
@@ -368,7 +376,10 @@ impl QueryCache {
                 None => {
                     incr(&counters.decode_errors);
                     incr(&counters.redis_misses);
-                    tracing::debug!(key, "query cache: undecodable value in Redis, treated as a miss");
+                    tracing::debug!(
+                        key,
+                        "query cache: undecodable value in Redis, treated as a miss"
+                    );
                     None
                 }
             },
@@ -391,7 +402,15 @@ impl QueryCache {
             let seq = memory.seq();
             let (tags, value) = self.redis_get::<T>(redis, key).await?;
             let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-            memory.insert(key, value.clone(), self.inner.default_expire, &tags, &[], 0, seq);
+            memory.insert(
+                key,
+                value.clone(),
+                self.inner.default_expire,
+                &tags,
+                &[],
+                0,
+                seq,
+            );
             return Some(value);
         }
         None
@@ -402,12 +421,14 @@ impl QueryCache {
         let memory = &*self.inner.memory;
         let ttl = self.ttl(&options);
         #[cfg(feature = "cache-redis")]
-        if let Some(redis) = &self.inner.redis {
-            if let Some(bytes) = encode_logged(key, options.tags, &value) {
-                if redis.store(key, &bytes, ttl, options.tags, None).await.is_some() {
-                    redis.announce_key(key).await;
-                }
-            }
+        if let Some(redis) = &self.inner.redis
+            && let Some(bytes) = encode_logged(key, options.tags, &value)
+            && redis
+                .store(key, &bytes, ttl, options.tags, None)
+                .await
+                .is_some()
+        {
+            redis.announce_key(key).await;
         }
         let weight = if memory.weighs_bytes() {
             encode_logged(key, options.tags, &value).map_or(0, |b| b.len())
@@ -475,7 +496,9 @@ pub mod __private {
         static WARNED: AtomicBool = AtomicBool::new(false);
         let Some(cache) = QueryCache::global() else {
             if !WARNED.swap(true, Ordering::Relaxed) {
-                tracing::warn!("#[optimize_query]: no global cache (perf_rt::cache::set_global); not caching");
+                tracing::warn!(
+                    "#[optimize_query]: no global cache (perf_rt::cache::set_global); not caching"
+                );
             }
             return None;
         };

@@ -227,11 +227,8 @@ impl RedisTier {
             }
         };
         let mut probe = conn.clone();
-        self.call(
-            "ping",
-            redis::cmd("PING").query_async::<String>(&mut probe),
-        )
-        .await?;
+        self.call("ping", redis::cmd("PING").query_async::<String>(&mut probe))
+            .await?;
         if !self.replay(&conn).await {
             return None;
         }
