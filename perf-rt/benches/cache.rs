@@ -1,1 +1,195 @@
-fn main() {}
+//! Query cache hit paths against their peers, measured in the same run.
+//!
+//! ```text
+//! PERF_TEST_REDIS_URL=redis://127.0.0.1:6379 \
+//!   cargo bench -p perf-rt --features cache,cache-redis --bench cache
+//! ```
+//!
+//! - `memory_hit`: `QueryCache::get_or_load` with the key built from the arguments, against a
+//!   bare `moka::future::Cache::get` with a prebuilt key.
+//! - `redis_hit`: the Redis tier alone (no memory tier), against a bare `GET` of the same
+//!   bytes over the same kind of connection.
+//! - `memoize`: a function under `#[optimize_query]` against the same function under the
+//!   `cached` crate's `#[cached]`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use perf_rt::cache::{CacheOptions, KeyBuilder, QueryCache};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Row {
+    id: u64,
+    title: String,
+    tags: Vec<String>,
+}
+
+fn row(id: u64) -> Row {
+    Row {
+        id,
+        title: format!("Post number {id}: a title of ordinary length"),
+        tags: vec!["rust".into(), "web".into()],
+    }
+}
+
+const OPTIONS: CacheOptions<'static> = CacheOptions::new().expire_secs(3600).tags(&["posts"]);
+
+fn key(id: u64) -> String {
+    let mut k = KeyBuilder::new("bench::post");
+    k.arg(&id);
+    k.finish().unwrap()
+}
+
+#[perf_rt::optimize_query(expire = 3600, tags = ["posts"])]
+async fn post_perf(id: u64) -> Row {
+    row(id)
+}
+
+#[cached::proc_macro::cached]
+async fn post_cached(id: u64) -> Row {
+    row(id)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn redis_url() -> String {
+    std::env::var("PERF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn memory_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = rt.block_on(QueryCache::builder().build()).unwrap();
+    let moka = moka::future::Cache::<String, Row>::new(10_000);
+    rt.block_on(async {
+        cache
+            .get_or_load(&key(42), OPTIONS, || async { Ok::<_, Infallible>(row(42)) })
+            .await
+            .unwrap();
+        moka.insert(key(42), row(42)).await;
+    });
+    let prebuilt = key(42);
+
+    let mut g = c.benchmark_group("memory_hit");
+    g.bench_function("perf_rt_get_or_load_with_key", |b| {
+        b.to_async(&rt).iter(|| async {
+            let id = black_box(42u64);
+            cache
+                .get_or_load(&key(id), OPTIONS, || async { Ok::<_, Infallible>(row(id)) })
+                .await
+                .unwrap()
+        })
+    });
+    g.bench_function("moka_future_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { moka.get(black_box(prebuilt.as_str())).await.unwrap() })
+    });
+    g.finish();
+}
+
+fn redis_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let url = redis_url();
+    let ns = format!("perfbench-{}", std::process::id());
+    let cache = rt
+        .block_on(
+            QueryCache::builder()
+                .redis_url(&url)
+                .namespace(&ns)
+                .no_memory_tier()
+                .build(),
+        )
+        .unwrap();
+    assert!(cache.redis_available(), "Redis at {url} unreachable");
+    let mut bare = rt
+        .block_on(redis::Client::open(url.as_str()).unwrap().get_connection_manager())
+        .unwrap();
+    let bytes: Vec<u8> = rt.block_on(async {
+        cache
+            .get_or_load(&key(7), OPTIONS, || async { Ok::<_, Infallible>(row(7)) })
+            .await
+            .unwrap();
+        redis::cmd("GET")
+            .arg(format!("{ns}:k:{}", key(7)))
+            .query_async(&mut bare)
+            .await
+            .unwrap()
+    });
+    let bare_key = format!("{ns}:bare");
+    rt.block_on(async {
+        let _: () = redis::cmd("SET")
+            .arg(&bare_key)
+            .arg(&bytes)
+            .query_async(&mut bare)
+            .await
+            .unwrap();
+    });
+
+    let mut g = c.benchmark_group("redis_hit");
+    g.bench_function("perf_rt_get_or_load_redis_tier", |b| {
+        b.to_async(&rt).iter(|| async {
+            let id = black_box(7u64);
+            cache
+                .get_or_load(&key(id), OPTIONS, || async { Ok::<_, Infallible>(row(id)) })
+                .await
+                .unwrap()
+        })
+    });
+    g.bench_function("redis_get_same_bytes", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut conn = bare.clone();
+            let k = bare_key.clone();
+            async move {
+                redis::cmd("GET")
+                    .arg(black_box(&k))
+                    .query_async::<Vec<u8>>(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        })
+    });
+    g.finish();
+    rt.block_on(cache.clear());
+    assert_eq!(cache.metrics().snapshot().loads, 1, "every iteration hit Redis");
+}
+
+fn memoize(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = rt.block_on(QueryCache::builder().build()).unwrap();
+    perf_rt::cache::set_global(cache).unwrap();
+    rt.block_on(async {
+        post_perf(3).await;
+        post_cached(3).await;
+    });
+    let mut g = c.benchmark_group("memoize");
+    g.bench_function("perf_rt_optimize_query", |b| {
+        b.to_async(&rt).iter(|| post_perf(black_box(3)))
+    });
+    g.bench_function("cached_macro", |b| {
+        b.to_async(&rt).iter(|| post_cached(black_box(3)))
+    });
+    g.finish();
+    let m = QueryCache::global().unwrap().metrics().snapshot();
+    assert_eq!(m.loads, 1, "every iteration hit");
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = memory_hit, redis_hit, memoize
+}
+criterion_main!(benches);
