@@ -109,7 +109,11 @@ fn redis_hit(c: &mut Criterion) {
         .unwrap();
     assert!(cache.redis_available(), "Redis at {url} unreachable");
     let mut bare = rt
-        .block_on(redis::Client::open(url.as_str()).unwrap().get_connection_manager())
+        .block_on(
+            redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection_manager(),
+        )
         .unwrap();
     let bytes: Vec<u8> = rt.block_on(async {
         cache
@@ -157,7 +161,11 @@ fn redis_hit(c: &mut Criterion) {
     });
     g.finish();
     rt.block_on(cache.clear());
-    assert_eq!(cache.metrics().snapshot().loads, 1, "every iteration hit Redis");
+    assert_eq!(
+        cache.metrics().snapshot().loads,
+        1,
+        "every iteration hit Redis"
+    );
 }
 
 fn memoize(c: &mut Criterion) {
@@ -176,8 +184,56 @@ fn memoize(c: &mut Criterion) {
         b.to_async(&rt).iter(|| post_cached(black_box(3)))
     });
     g.finish();
+
+    // Both cores reading at once: `cached` serialises every hit on one mutex, moka does not.
+    let mut g = c.benchmark_group("memoize_2_threads");
+    g.bench_function("perf_rt_optimize_query", |b| {
+        b.iter_custom(|iters| {
+            parallel(iters, || async {
+                black_box(post_perf(3).await);
+            })
+        })
+    });
+    g.bench_function("cached_macro", |b| {
+        b.iter_custom(|iters| {
+            parallel(iters, || async {
+                black_box(post_cached(3).await);
+            })
+        })
+    });
+    g.finish();
     let m = QueryCache::global().unwrap().metrics().snapshot();
     assert_eq!(m.loads, 1, "every iteration hit");
+}
+
+/// Runs `iters` calls on each of two threads; returns the wall time per pair of calls, so
+/// a figure half the single-thread one means perfect scaling.
+fn parallel<F, Fut>(iters: u64, f: F) -> Duration
+where
+    F: Fn() -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let rt = runtime();
+                barrier.wait();
+                rt.block_on(async {
+                    for _ in 0..iters {
+                        f().await;
+                    }
+                });
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = std::time::Instant::now();
+    for t in threads {
+        t.join().unwrap();
+    }
+    started.elapsed()
 }
 
 fn config() -> Criterion {
