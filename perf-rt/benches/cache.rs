@@ -10,7 +10,8 @@
 //! - `redis_hit`: the Redis tier alone (no memory tier), against a bare `GET` of the same
 //!   bytes over the same kind of connection.
 //! - `memoize`: a function under `#[optimize_query]` against the same function under the
-//!   `cached` crate's `#[cached]`.
+//!   `cached` crate's `#[cached]` (unbounded, and with `size` + `time` like the query
+//!   cache); `memoize_2_threads`: the same with both cores calling at once.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -50,6 +51,12 @@ async fn post_perf(id: u64) -> Row {
 
 #[cached::proc_macro::cached]
 async fn post_cached(id: u64) -> Row {
+    row(id)
+}
+
+/// The same, bounded and expiring like the query cache (an LRU of 10,000 with a TTL).
+#[cached::proc_macro::cached(size = 10000, time = 3600)]
+async fn post_cached_bounded(id: u64) -> Row {
     row(id)
 }
 
@@ -175,6 +182,7 @@ fn memoize(c: &mut Criterion) {
     rt.block_on(async {
         post_perf(3).await;
         post_cached(3).await;
+        post_cached_bounded(3).await;
     });
     let mut g = c.benchmark_group("memoize");
     g.bench_function("perf_rt_optimize_query", |b| {
@@ -182,6 +190,9 @@ fn memoize(c: &mut Criterion) {
     });
     g.bench_function("cached_macro", |b| {
         b.to_async(&rt).iter(|| post_cached(black_box(3)))
+    });
+    g.bench_function("cached_macro_size_time", |b| {
+        b.to_async(&rt).iter(|| post_cached_bounded(black_box(3)))
     });
     g.finish();
 
