@@ -99,6 +99,20 @@ fn memory_hit(c: &mut Criterion) {
             .iter(|| async { moka.get(black_box(prebuilt.as_str())).await.unwrap() })
     });
     g.finish();
+    paired(
+        &rt,
+        "memory_hit",
+        2000,
+        200,
+        || async {
+            let id = black_box(42u64);
+            cache
+                .get_or_load(&key(id), OPTIONS, || async { Ok::<_, Infallible>(row(id)) })
+                .await
+                .unwrap()
+        },
+        || async { moka.get(black_box(prebuilt.as_str())).await.unwrap() },
+    );
 }
 
 fn redis_hit(c: &mut Criterion) {
@@ -167,6 +181,30 @@ fn redis_hit(c: &mut Criterion) {
         })
     });
     g.finish();
+    paired(
+        &rt,
+        "redis_hit",
+        50,
+        200,
+        || async {
+            let id = black_box(7u64);
+            cache
+                .get_or_load(&key(id), OPTIONS, || async { Ok::<_, Infallible>(row(id)) })
+                .await
+                .unwrap()
+        },
+        || {
+            let mut conn = bare.clone();
+            let k = bare_key.clone();
+            async move {
+                redis::cmd("GET")
+                    .arg(black_box(&k))
+                    .query_async::<Vec<u8>>(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        },
+    );
     rt.block_on(cache.clear());
     assert_eq!(
         cache.metrics().snapshot().loads,
@@ -195,6 +233,22 @@ fn memoize(c: &mut Criterion) {
         b.to_async(&rt).iter(|| post_cached_bounded(black_box(3)))
     });
     g.finish();
+    paired(
+        &rt,
+        "memoize vs cached",
+        2000,
+        200,
+        || post_perf(black_box(3)),
+        || post_cached(black_box(3)),
+    );
+    paired(
+        &rt,
+        "memoize vs cached(size,time)",
+        2000,
+        200,
+        || post_perf(black_box(3)),
+        || post_cached_bounded(black_box(3)),
+    );
 
     // Both cores reading at once: `cached` serialises every hit on one mutex, moka does not.
     let mut g = c.benchmark_group("memoize_2_threads");
@@ -215,6 +269,60 @@ fn memoize(c: &mut Criterion) {
     g.finish();
     let m = QueryCache::global().unwrap().metrics().snapshot();
     assert_eq!(m.loads, 1, "every iteration hit");
+}
+
+/// Interleaved A/B measurement, robust to a machine whose load changes during the run:
+/// `rounds` times, a block of `ops` calls of `a` then of `b` (order alternating); prints the
+/// median per-call time of each and the median of the per-round ratios a/b.
+fn paired<A, FA, B, FB>(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    ops: u32,
+    rounds: usize,
+    a: A,
+    b: B,
+) where
+    A: Fn() -> FA,
+    FA: std::future::Future,
+    B: Fn() -> FB,
+    FB: std::future::Future,
+{
+    let block = |which: bool| {
+        rt.block_on(async {
+            let started = std::time::Instant::now();
+            for _ in 0..ops {
+                if which {
+                    black_box(a().await);
+                } else {
+                    black_box(b().await);
+                }
+            }
+            started.elapsed().as_nanos() as f64 / f64::from(ops)
+        })
+    };
+    let (mut ta, mut tb, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (x, y) = if round % 2 == 0 {
+            let x = block(true);
+            (x, block(false))
+        } else {
+            let y = block(false);
+            (block(true), y)
+        };
+        ta.push(x);
+        tb.push(y);
+        ratio.push(x / y);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "paired {name}: ours {:.1} ns, peer {:.1} ns, ratio {:.2}x (median of {rounds} interleaved rounds of {ops})",
+        median(&mut ta),
+        median(&mut tb),
+        median(&mut ratio)
+    );
 }
 
 /// Runs `iters` calls on each of two threads; returns the wall time per pair of calls, so
