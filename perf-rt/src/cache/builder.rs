@@ -113,7 +113,9 @@ impl QueryCacheBuilder {
         self
     }
 
-    /// Turns the in-memory tier off: every read goes to Redis (or the loader).
+    /// Turns the in-memory tier off: every read goes to Redis (or the loader). Concurrent
+    /// reads of one key then reach Redis one after the other (the stampede lock is held
+    /// until the value is known).
     pub fn no_memory_tier(mut self) -> Self {
         self.capacity = MemoryCapacity::Disabled;
         self
