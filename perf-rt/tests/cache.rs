@@ -80,3 +80,29 @@ async fn without_a_global_cache_functions_just_run() {
     assert_eq!(uncached(2).await, 4);
     assert_eq!(CALLS.load(Ordering::SeqCst), 2);
 }
+
+struct Repo {
+    calls: AtomicUsize,
+}
+
+impl Repo {
+    #[perf_rt::optimize_query(skip(self), key_prefix = "repo::find")]
+    async fn find(&self, id: u32) -> Result<String, std::io::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if id == 0 {
+            return Err(std::io::Error::other("no row 0"));
+        }
+        let n = u32::try_from(id).map_err(std::io::Error::other)?;
+        Ok(format!("row {n}"))
+    }
+}
+
+#[tokio::test]
+async fn methods_early_returns_and_question_marks_compile_and_run() {
+    let repo = Repo {
+        calls: AtomicUsize::new(0),
+    };
+    assert_eq!(repo.find(1).await.unwrap(), "row 1");
+    assert!(repo.find(0).await.is_err());
+    assert_eq!(repo.calls.load(Ordering::SeqCst), 2);
+}

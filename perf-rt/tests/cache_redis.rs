@@ -190,6 +190,37 @@ async fn a_load_overlapping_an_invalidation_is_not_stored() {
     assert_eq!(load(&b, "q", &calls).await, "v-1");
 }
 
+#[tokio::test]
+async fn a_load_overlapping_a_key_invalidation_is_not_stored() {
+    let url = redis_url();
+    let ns = namespace("overlap-key");
+    let a = cache(&url, &ns).await;
+    let b = cache(&url, &ns).await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let loading = {
+        let (a, started, release) = (a.clone(), started.clone(), release.clone());
+        tokio::spawn(async move {
+            a.get_or_load("q", CacheOptions::new(), || async move {
+                started.notify_one();
+                release.notified().await;
+                Ok::<_, Infallible>("stale".to_string())
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    b.invalidate("q").await;
+    release.notify_one();
+    assert_eq!(loading.await.unwrap().unwrap(), "stale");
+    assert_eq!(
+        b.get::<String>("q").await,
+        None,
+        "Redis must not hold the stale value"
+    );
+    assert_eq!(a.get::<String>("q").await, None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_misses_run_one_load() {
     let url = redis_url();

@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `ns:k:<key>` | the value (versioned envelope), with the entry's TTL |
 //! | `ns:t:<tag>` | set of the value keys stored under the tag |
-//! | `ns:v:<tag>`, `ns:g` | version counters of the tag and of `clear()` |
+//! | `ns:v:<tag>`, `ns:g` | version counters of the tag, and of `clear()` and key invalidations |
 //! | `ns:inv` (channel) | invalidations, for the in-memory tiers of the other instances |
 //!
 //! Invalidating a tag is one Lua script, atomic on the server: bump `ns:v:<tag>`, delete every
@@ -363,7 +363,12 @@ impl RedisTier {
     async fn invalidate_with(&self, conn: &ConnectionManager, key: &str) -> bool {
         let mut conn = conn.clone();
         let mut pipe = redis::pipe();
+        // Bumping `ns:g` also stops a load of this key that is in flight from storing
+        // what it read before the invalidation (coarse: any in-flight load retries later).
         pipe.atomic()
+            .cmd("INCR")
+            .arg(format!("{}:g", self.settings.namespace))
+            .ignore()
             .cmd("DEL")
             .arg(self.value_key(key))
             .ignore()
