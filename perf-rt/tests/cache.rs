@@ -92,7 +92,7 @@ impl Repo {
         if id == 0 {
             return Err(std::io::Error::other("no row 0"));
         }
-        let n = u32::try_from(id).map_err(std::io::Error::other)?;
+        let n: u32 = id.to_string().parse().map_err(std::io::Error::other)?;
         Ok(format!("row {n}"))
     }
 }
