@@ -1,1 +1,45 @@
-fn main() {}
+//! Starts Inner Architect: `cargo run -p example-app`, then open http://127.0.0.1:8080.
+//!
+//! Settings from the environment: `HOST` (default 127.0.0.1), `PORT` (default 8080),
+//! `DATABASE_URL` (a SQLite file path or `sqlite://path`; default
+//! `inner-architect.db` in the current directory, created on first start).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match serve().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("inner-architect: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> Result<(), String> {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("PORT={port} is not a port number"))?;
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|_| format!("HOST={host} is not an IP address"))?;
+    let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| "inner-architect.db".into());
+    let db = example_app::Db::open(&database)
+        .map_err(|e| format!("opening the database {database}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listening on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("Inner Architect listening on http://{local} (database {database})");
+    axum::serve(listener, example_app::app(db))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}

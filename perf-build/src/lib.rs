@@ -1,1 +1,274 @@
-//! stub
+//! perf-build: the build-time half of perf-suite.
+//!
+//! Called from an application's `build.rs`, it minifies CSS (lightningcss) and
+//! JavaScript (swc), content-hashes every file under `static/`, precompresses it
+//! (brotli, zstd, gzip) and writes Rust code into `OUT_DIR` that embeds the bytes and
+//! defines the `asset_url!` macro. `perf_rt::include_assets!()` brings it in.
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() {
+//!     perf_build::run().expect("asset build failed");
+//! }
+//! ```
+//!
+//! Custom settings, over `[package.metadata.perf]` and `PERF_BUILD_*`:
+//!
+//! ```no_run
+//! fn main() -> Result<(), perf_build::Error> {
+//!     perf_build::Builder::from_manifest()?
+//!         .static_dir("assets")
+//!         .url_prefix("/assets")
+//!         .source_maps(true)
+//!         .run()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The work is parallel and incremental: every transform and compression is stored in a
+//! content-addressed cache, so an unchanged file is never processed twice.
+
+mod cache;
+mod cargo;
+mod check;
+mod codegen;
+mod compress;
+mod config;
+mod css;
+mod discover;
+mod error;
+mod hash;
+mod js;
+mod mime;
+mod pipeline;
+mod refs;
+mod report;
+mod transform;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub use config::{Config, Quality};
+pub use error::Error;
+pub use report::{AssetReport, Report};
+
+/// Runs the pipeline with the package's configuration: `[package.metadata.perf]`, then
+/// `PERF_BUILD_*` variables. The whole of a typical `build.rs`.
+pub fn run() -> Result<Report, Error> {
+    Builder::from_manifest()?.run()
+}
+
+/// Configures and runs the pipeline. Setters win over `PERF_BUILD_*` variables, which
+/// win over `[package.metadata.perf]`, which wins over the defaults.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+    root: PathBuf,
+    out_dir: Option<PathBuf>,
+    cargo: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// Defaults and `PERF_BUILD_*` variables; the package root is `CARGO_MANIFEST_DIR`
+    /// (or the current directory outside Cargo). Invalid variables are reported by
+    /// [`Builder::run`].
+    pub fn new() -> Self {
+        let root = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Builder {
+            config: Config::default(),
+            root,
+            out_dir: std::env::var_os("OUT_DIR").map(PathBuf::from),
+            cargo: std::env::var_os("OUT_DIR").is_some(),
+        }
+    }
+
+    /// Defaults, then `[package.metadata.perf]` of the package being built, then
+    /// `PERF_BUILD_*` variables.
+    pub fn from_manifest() -> Result<Self, Error> {
+        let mut b = Builder::new();
+        let manifest = b.root.join("Cargo.toml");
+        if b.cargo {
+            cargo::rerun_if_changed(&manifest);
+            for var in config::ENV_VARS {
+                cargo::rerun_if_env_changed(var);
+            }
+        }
+        b.config = Config::from_manifest(&manifest)?;
+        Ok(b)
+    }
+
+    /// The directory holding the assets, relative to the package root.
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.static_dir = dir.into();
+        self
+    }
+
+    /// The URL prefix the assets are served under: `/static` (a trailing `/` is dropped).
+    pub fn url_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.url_prefix = prefix.into().trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Writes source maps for CSS and JS and serves them beside the assets.
+    pub fn source_maps(mut self, on: bool) -> Self {
+        self.config.source_maps = on;
+        self
+    }
+
+    /// Browserslist queries for the CSS targets: `["defaults"]`, `["chrome 100"]`.
+    pub fn targets<I: IntoIterator<Item = S>, S: Into<String>>(mut self, queries: I) -> Self {
+        self.config.targets = queries.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Minifies CSS and JS (on by default).
+    pub fn minify(mut self, on: bool) -> Self {
+        self.config.minify = on;
+        self
+    }
+
+    /// Writes brotli, zstd and gzip variants (on by default).
+    pub fn precompress(mut self, on: bool) -> Self {
+        self.config.precompress = on;
+        self
+    }
+
+    /// Compression effort: [`Quality::Best`] (release default) or [`Quality::Fast`].
+    pub fn quality(mut self, quality: Quality) -> Self {
+        self.config.quality = quality;
+        self
+    }
+
+    /// The askama templates directory whose `asset_url!` calls are checked.
+    pub fn templates_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.templates_dir = dir.into();
+        self
+    }
+
+    /// Where the content-addressed cache lives.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The package root that relative directories are resolved against.
+    pub fn root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.root = dir.into();
+        self
+    }
+
+    /// Where the generated code goes (default `OUT_DIR`): lets tests run outside Cargo.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether to print `cargo::` instructions (default: when run by Cargo).
+    pub fn cargo_instructions(mut self, on: bool) -> Self {
+        self.cargo = on;
+        self
+    }
+
+    /// The settings as they stand.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn cache(&self, fallback: Option<&Path>) -> cache::Cache {
+        let dir = self
+            .config
+            .cache_dir
+            .as_ref()
+            .map(|d| self.root.join(d))
+            .or_else(|| {
+                let out = self.out_dir.as_deref()?;
+                // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out: share one cache per
+                // profile directory across packages and build-script rebuilds.
+                out.ancestors()
+                    .find(|a| a.file_name().is_some_and(|n| n == "build"))
+                    .and_then(Path::parent)
+                    .map(|p| p.join("perf-cache"))
+                    .or_else(|| Some(out.join("perf-cache")))
+            });
+        cache::Cache::new(dir.or_else(|| fallback.map(Path::to_path_buf)))
+    }
+
+    fn pipeline(
+        &self,
+        fallback_cache: Option<&Path>,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<pipeline::Output, Error> {
+        let static_dir = self.root.join(&self.config.static_dir);
+        let templates = self.root.join(&self.config.templates_dir);
+        if self.cargo {
+            cargo::rerun_if_changed(&static_dir);
+            if templates.is_dir() {
+                cargo::rerun_if_changed(&templates);
+            }
+        }
+        if !static_dir.is_dir() && self.cargo {
+            cargo::warning(&format!(
+                "perf-build: {} does not exist; no assets are embedded",
+                static_dir.display()
+            ));
+        }
+        let output = pipeline::run(
+            &self.config,
+            &self.root,
+            &self.cache(fallback_cache),
+            progress,
+        )?;
+        if self.cargo {
+            for a in &output.assets {
+                cargo::rerun_if_changed(&a.source);
+            }
+        }
+        if templates.is_dir() {
+            let known: HashSet<&str> = output.assets.iter().map(|a| a.logical.as_str()).collect();
+            check::templates(&templates, &known)?;
+        }
+        Ok(output)
+    }
+
+    /// Runs the pipeline and writes the generated code into the output directory
+    /// (`OUT_DIR`). Nothing is written unless every asset built.
+    pub fn run(self) -> Result<Report, Error> {
+        let out_dir = self.out_dir.clone().ok_or_else(|| Error::Config {
+            source_of_value: "environment variable OUT_DIR".into(),
+            message: "not set: call perf_build::run() from build.rs, or set Builder::out_dir"
+                .into(),
+        })?;
+        let output = self.pipeline(None, &|_, _| {})?;
+        let static_dir = self.config.static_dir.to_string_lossy().replace('\\', "/");
+        codegen::write(
+            &out_dir,
+            &output.assets,
+            &self.config.url_prefix,
+            &static_dir,
+        )?;
+        Ok(Report::new(&output, &self.config.url_prefix))
+    }
+
+    /// Runs the pipeline outside Cargo and writes the hashed files, their `.br`, `.gz`
+    /// and `.zst` siblings and a `manifest.json` into `dist_dir`. `progress` is called
+    /// with (done, total) steps.
+    pub fn build_dist(
+        self,
+        dist_dir: &Path,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Report, Error> {
+        let fallback = dist_dir.join(".perf-cache");
+        let output = self.pipeline(Some(&fallback), progress)?;
+        let report = Report::new(&output, &self.config.url_prefix);
+        report::write_dist(dist_dir, &output.assets, &report)?;
+        Ok(report)
+    }
+}

@@ -7,6 +7,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{LitStr, Token, bracketed, punctuated::Punctuated};
 
 struct Input {
+    macro_name: syn::Ident,
     static_dir: LitStr,
     requested: syn::Lit,
     known: Vec<String>,
@@ -14,6 +15,8 @@ struct Input {
 
 impl Parse for Input {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let macro_name = input.parse()?;
+        input.parse::<Token![,]>()?;
         let static_dir = input.parse()?;
         input.parse::<Token![,]>()?;
         let requested = input.parse()?;
@@ -25,6 +28,7 @@ impl Parse for Input {
             .map(|l| l.value())
             .collect();
         Ok(Input {
+            macro_name,
             static_dir,
             requested,
             known,
@@ -38,11 +42,12 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let span = input.requested.span();
+    let mac = &input.macro_name;
     let message = match &input.requested {
         syn::Lit::Str(s) => {
             let name = s.value();
             let mut message = format!(
-                "asset_url!(\"{name}\"): no asset named \"{name}\" was embedded \
+                "{mac}!(\"{name}\"): no asset named \"{name}\" was embedded \
                  (expected the file {}/{name})",
                 input.static_dir.value()
             );
@@ -51,9 +56,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             }
             message
         }
-        _ => "asset_url! takes the asset's path as a string literal, \
-              for example asset_url!(\"css/app.css\")"
-            .to_string(),
+        _ => format!(
+            "{mac}! takes the asset's path as a string literal, \
+             for example {mac}!(\"css/app.css\")"
+        ),
     };
     quote_spanned!(span=> ::core::compile_error!(#message))
 }

@@ -1,0 +1,55 @@
+"""Shared helpers of the benchmark scripts: paths, the npm corpus and peers, hyperfine."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+OUT = os.path.join(BENCH, "out")
+NODE_BIN = os.path.join(BENCH, "node_modules", ".bin")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+
+
+def run(cmd, **kw):
+    print("+", cmd if isinstance(cmd, str) else " ".join(cmd), file=sys.stderr)
+    return subprocess.run(cmd, check=True, shell=isinstance(cmd, str), **kw)
+
+
+def need(tool, package):
+    if shutil.which(tool) is None:
+        run(["apt-get", "install", "-y", "-qq", package])
+
+
+def npm_install():
+    """The corpus and the peers, pinned in bench/package.json."""
+    if not os.path.exists(os.path.join(NODE_BIN, "esbuild")):
+        run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=BENCH)
+
+
+def perf_build_cli():
+    run(["cargo", "build", "--release", "-q", "-p", "perf-build"], cwd=ROOT)
+    return os.path.join(TARGET, "release", "perf-build")
+
+
+def hyperfine(commands, runs=5, prepare=None, warmup=1):
+    """Median wall seconds of each command (hyperfine, one run, through sh)."""
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = ["hyperfine", "--runs", str(runs), "--warmup", str(warmup), "--export-json", path]
+    if prepare:
+        cmd += ["--prepare", prepare]
+    run(cmd + commands, stdout=subprocess.DEVNULL)
+    with open(path) as f:
+        data = json.load(f)
+    os.unlink(path)
+    return [r["median"] for r in data["results"]]
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path

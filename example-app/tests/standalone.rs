@@ -1,0 +1,162 @@
+//! The binary alone in an empty folder serves every page and every asset those pages
+//! use, creates its database there, and answers bad input with 4xx.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct App {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("inner-architect");
+    std::fs::copy(env!("CARGO_BIN_EXE_example-app"), &bin).unwrap();
+    let mut child = Command::new(&bin)
+        .current_dir(dir.path())
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    App { child, addr, dir }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Every `/static/…` URL in attributes or in the import map of a page.
+fn asset_urls(page: &str) -> Vec<String> {
+    let mut urls: Vec<String> = page
+        .split('"')
+        .filter(|s| s.starts_with("/static/"))
+        .map(str::to_string)
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+#[test]
+fn serves_every_page_and_asset_from_an_empty_folder() {
+    let app = start();
+    let c = client();
+    let base = format!("http://{}", app.addr);
+    let mut seen = Vec::new();
+    for path in ["/", "/about", "/reflections/1"] {
+        let res = c.get(format!("{base}{path}")).send().unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+        let page = res.text().unwrap();
+        assert!(page.contains("Inner Architect"), "{path}");
+        assert!(page.contains("<script type=\"importmap\">"), "{path}");
+        let urls = asset_urls(&page);
+        assert!(urls.len() >= 6, "{path}: {urls:?}");
+        seen.extend(urls);
+    }
+    seen.sort();
+    seen.dedup();
+    for url in &seen {
+        let res = c
+            .get(format!("{base}{url}"))
+            .header("accept-encoding", "br, gzip")
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        assert!(!res.bytes().unwrap().is_empty(), "{url}");
+    }
+    // The chart module is loaded on demand: it is in the import map, not in a tag.
+    assert!(
+        seen.iter()
+            .any(|u| u.starts_with("/static/js/features/mood-chart.")),
+        "{seen:?}"
+    );
+    assert!(
+        app.dir.path().join("inner-architect.db").exists(),
+        "database created beside the binary"
+    );
+}
+
+#[test]
+fn writes_show_up_and_bad_input_gets_4xx() {
+    let app = start();
+    let c = client();
+    let base = format!("http://{}", app.addr);
+    let post = |body: &str| {
+        c.post(format!("{base}/reflections"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let created = post("title=Shipped+it&mood=grateful&body=The+first+release+is+out.");
+    assert_eq!(created.status(), 303);
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    let page = c
+        .get(format!("{base}{location}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("Shipped it") && page.contains("The first release is out."));
+    let home = c.get(format!("{base}/")).send().unwrap().text().unwrap();
+    assert!(home.contains("Shipped it"));
+
+    assert_eq!(post("title=&mood=calm&body=x").status(), 422);
+    assert_eq!(post("title=x&mood=furious&body=x").status(), 422);
+    assert_eq!(post("%%%").status(), 422);
+    assert_eq!(
+        c.get(format!("{base}/reflections/999999"))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.get(format!("{base}/reflections/not-a-number"))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.get(format!("{base}/nowhere")).send().unwrap().status(),
+        404
+    );
+    assert_eq!(
+        c.get(format!("{base}/static/css/nope.css"))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.get(format!("{base}/healthz")).send().unwrap().status(),
+        200,
+        "still serving"
+    );
+}

@@ -1,0 +1,307 @@
+//! Configuration: defaults, then `[package.metadata.perf]`, then `PERF_BUILD_*`
+//! environment variables, then [`Builder`](crate::Builder) setters.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::Error;
+
+/// How hard the precompression works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quality {
+    /// Brotli 11, gzip 9, zstd 19: the smallest files. The default for release builds.
+    Best,
+    /// Brotli 5, gzip 6, zstd 3: a fast edit-compile loop. The default for debug builds.
+    Fast,
+}
+
+/// Every setting of the pipeline. See the README's configuration table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Directory holding the assets, relative to the package (default `static`).
+    pub static_dir: PathBuf,
+    /// URL prefix the assets are served under (default `/static`).
+    pub url_prefix: String,
+    /// Write source maps for CSS and JS, served beside the assets (default off).
+    pub source_maps: bool,
+    /// Browserslist queries for CSS prefixing and lowering (default `defaults`).
+    pub targets: Vec<String>,
+    /// Minify CSS and JS (default on).
+    pub minify: bool,
+    /// Write brotli, gzip and zstd variants (default on).
+    pub precompress: bool,
+    /// Compression effort (default: `Best` in release builds, `Fast` otherwise).
+    pub quality: Quality,
+    /// Directory of askama templates whose `asset_url!` calls are checked at build time
+    /// (default `templates`; ignored when missing).
+    pub templates_dir: PathBuf,
+    /// Where the content-addressed cache lives (default: `perf-cache` in Cargo's target
+    /// directory for this profile).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            static_dir: "static".into(),
+            url_prefix: "/static".into(),
+            source_maps: false,
+            targets: vec!["defaults".into()],
+            minify: true,
+            precompress: true,
+            quality: match std::env::var("PROFILE").as_deref() {
+                Ok("release") => Quality::Best,
+                Ok(_) => Quality::Fast,
+                Err(_) => Quality::Best,
+            },
+            templates_dir: "templates".into(),
+            cache_dir: None,
+        }
+    }
+}
+
+/// The environment variables the configuration reads; each is reported to Cargo with
+/// `rerun-if-env-changed`.
+pub const ENV_VARS: &[&str] = &[
+    "PERF_BUILD_STATIC_DIR",
+    "PERF_BUILD_URL_PREFIX",
+    "PERF_BUILD_SOURCE_MAPS",
+    "PERF_BUILD_TARGETS",
+    "PERF_BUILD_MINIFY",
+    "PERF_BUILD_PRECOMPRESS",
+    "PERF_BUILD_QUALITY",
+    "PERF_BUILD_TEMPLATES_DIR",
+    "PERF_BUILD_CACHE_DIR",
+];
+
+/// One source of settings: a metadata table or the environment.
+trait Source {
+    fn get(&self, key: &str) -> Option<Result<Value, Error>>;
+}
+
+struct Metadata<'a>(&'a serde_json::Map<String, Value>);
+
+impl Source for Metadata<'_> {
+    fn get(&self, key: &str) -> Option<Result<Value, Error>> {
+        self.0.get(key).cloned().map(Ok)
+    }
+}
+
+struct Env;
+
+fn env_name(key: &str) -> String {
+    format!("PERF_BUILD_{}", key.replace('-', "_").to_ascii_uppercase())
+}
+
+impl Source for Env {
+    fn get(&self, key: &str) -> Option<Result<Value, Error>> {
+        let name = env_name(key);
+        let value = std::env::var(&name).ok()?;
+        Some(Ok(Value::String(value)))
+    }
+}
+
+const KEYS: &[&str] = &[
+    "static-dir",
+    "url-prefix",
+    "source-maps",
+    "targets",
+    "minify",
+    "precompress",
+    "quality",
+    "templates-dir",
+    "cache-dir",
+];
+
+fn origin(from_env: bool, key: &str) -> String {
+    if from_env {
+        format!("environment variable {}", env_name(key))
+    } else {
+        format!("Cargo.toml [package.metadata.perf] {key}")
+    }
+}
+
+fn as_bool(v: &Value, from_env: bool, key: &str) -> Result<bool, Error> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(Error::Config {
+                source_of_value: origin(from_env, key),
+                message: format!("`{s}` is not a boolean: write true or false"),
+            }),
+        },
+        other => Err(Error::Config {
+            source_of_value: origin(from_env, key),
+            message: format!("`{other}` is not a boolean: write true or false"),
+        }),
+    }
+}
+
+fn as_string(v: &Value, from_env: bool, key: &str) -> Result<String, Error> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(Error::Config {
+            source_of_value: origin(from_env, key),
+            message: format!("`{other}` is not a string"),
+        }),
+    }
+}
+
+impl Config {
+    /// Applies one source over the current settings.
+    fn apply(&mut self, source: &dyn Source, from_env: bool) -> Result<(), Error> {
+        for key in KEYS {
+            let Some(value) = source.get(key) else {
+                continue;
+            };
+            let value = value?;
+            match *key {
+                "static-dir" => self.static_dir = as_string(&value, from_env, key)?.into(),
+                "url-prefix" => {
+                    let p = as_string(&value, from_env, key)?;
+                    let p = p.trim_end_matches('/');
+                    if !(p.is_empty() || p.starts_with('/')) || p.contains(['?', '#', ' ']) {
+                        return Err(Error::Config {
+                            source_of_value: origin(from_env, key),
+                            message: format!(
+                                "`{p}` is not a URL path prefix: write it like \"/static\" (or \"\" for the root)"
+                            ),
+                        });
+                    }
+                    self.url_prefix = p.to_string();
+                }
+                "source-maps" => self.source_maps = as_bool(&value, from_env, key)?,
+                "minify" => self.minify = as_bool(&value, from_env, key)?,
+                "precompress" => self.precompress = as_bool(&value, from_env, key)?,
+                "targets" => {
+                    self.targets = match value {
+                        Value::String(s) => s.split(',').map(|q| q.trim().to_string()).collect(),
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|i| as_string(i, from_env, key))
+                            .collect::<Result<_, _>>()?,
+                        other => {
+                            return Err(Error::Config {
+                                source_of_value: origin(from_env, key),
+                                message: format!("`{other}` is not a browserslist query"),
+                            });
+                        }
+                    }
+                }
+                "quality" => {
+                    self.quality = match as_string(&value, from_env, key)?.as_str() {
+                        "best" => Quality::Best,
+                        "fast" => Quality::Fast,
+                        other => {
+                            return Err(Error::Config {
+                                source_of_value: origin(from_env, key),
+                                message: format!(
+                                    "`{other}` is not a quality: write \"best\" or \"fast\""
+                                ),
+                            });
+                        }
+                    }
+                }
+                "templates-dir" => self.templates_dir = as_string(&value, from_env, key)?.into(),
+                "cache-dir" => self.cache_dir = Some(as_string(&value, from_env, key)?.into()),
+                _ => unreachable!("every key of KEYS is handled"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `[package.metadata.perf]` of the manifest, then the environment.
+    pub fn from_manifest(manifest: &Path) -> Result<Config, Error> {
+        let mut config = Config::default();
+        if let Some(table) = read_metadata(manifest)? {
+            for key in table.keys() {
+                if !KEYS.contains(&key.as_str()) {
+                    let near = KEYS
+                        .iter()
+                        .find(|k| k.replace('-', "_") == *key || key.starts_with(&k[..3]));
+                    return Err(Error::Config {
+                        source_of_value: format!("Cargo.toml [package.metadata.perf] {key}"),
+                        message: format!(
+                            "unknown setting{}; the settings are {}",
+                            near.map(|n| format!(" (did you mean `{n}`?)"))
+                                .unwrap_or_default(),
+                            KEYS.join(", ")
+                        ),
+                    });
+                }
+            }
+            config.apply(&Metadata(&table), false)?;
+        }
+        config.apply(&Env, true)?;
+        Ok(config)
+    }
+
+    /// Reads only the environment over the defaults.
+    pub fn from_env() -> Result<Config, Error> {
+        let mut config = Config::default();
+        config.apply(&Env, true)?;
+        Ok(config)
+    }
+}
+
+/// `[package.metadata.perf]` of the package whose manifest is `manifest`, through
+/// `cargo metadata --no-deps` (no lock, no network, workspace inheritance resolved).
+fn read_metadata(manifest: &Path) -> Result<Option<serde_json::Map<String, Value>>, Error> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(manifest)
+        .no_deps()
+        .other_options(vec!["--offline".to_string()])
+        .exec()
+        .map_err(|e| Error::Metadata {
+            path: manifest.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let manifest = manifest
+        .canonicalize()
+        .unwrap_or_else(|_| manifest.to_path_buf());
+    let package = metadata.packages.iter().find(|p| {
+        p.manifest_path
+            .as_std_path()
+            .canonicalize()
+            .is_ok_and(|m| m == manifest)
+    });
+    Ok(package.and_then(|p| match p.metadata.get("perf") {
+        Some(Value::Object(table)) => Some(table.clone()),
+        _ => None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_overrides_defaults_and_rejects_bad_values() {
+        let mut c = Config::default();
+        let table: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"static-dir":"assets","url-prefix":"/a/","source-maps":true,"targets":["chrome 100"],"quality":"fast"}"#,
+        )
+        .unwrap();
+        c.apply(&Metadata(&table), false).unwrap();
+        assert_eq!(c.static_dir, PathBuf::from("assets"));
+        assert_eq!(c.url_prefix, "/a");
+        assert!(c.source_maps);
+        assert_eq!(c.targets, vec!["chrome 100".to_string()]);
+        assert_eq!(c.quality, Quality::Fast);
+
+        let bad: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"minify":"perhaps"}"#).unwrap();
+        let e = c.apply(&Metadata(&bad), false).unwrap_err().to_string();
+        assert!(
+            e.contains("[package.metadata.perf] minify") && e.contains("perhaps"),
+            "{e}"
+        );
+
+        let bad: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"url-prefix":"static"}"#).unwrap();
+        assert!(c.apply(&Metadata(&bad), false).is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! What a run produced: per-asset sizes, a bundler-style table, and the `dist` output of
+//! the standalone command (hashed files, compressed siblings, `manifest.json`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::Error;
+use crate::cache::write_atomic;
+use crate::pipeline::{Built, Output};
+
+/// One asset of a [`Report`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetReport {
+    /// Logical path: `css/app.css`.
+    #[serde(skip)]
+    pub path: String,
+    /// Public URL: `/static/css/app.3f9a1c2e.css`.
+    pub url: String,
+    /// Hashed file name relative to the static dir: `css/app.3f9a1c2e.css`.
+    pub file: String,
+    /// `sha384-…`
+    pub integrity: String,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Byte sizes.
+    pub bytes: Sizes,
+}
+
+/// Sizes of one asset in bytes.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sizes {
+    /// The source file.
+    pub raw: usize,
+    /// After minification (identity encoding).
+    pub minified: usize,
+    /// Gzip variant, if kept.
+    pub gzip: Option<usize>,
+    /// Brotli variant, if kept.
+    pub brotli: Option<usize>,
+    /// Zstandard variant, if kept.
+    pub zstd: Option<usize>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Every asset, sorted by logical path.
+    pub assets: Vec<AssetReport>,
+    /// Stage results taken from the cache.
+    pub cache_hits: usize,
+    /// Stage results computed.
+    pub cache_misses: usize,
+    /// Wall time of the pipeline.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    pub(crate) fn new(output: &Output, prefix: &str) -> Self {
+        Report {
+            assets: output
+                .assets
+                .iter()
+                .map(|a| AssetReport {
+                    path: a.logical.clone(),
+                    url: format!("{prefix}/{}", a.hashed),
+                    file: a.hashed.clone(),
+                    integrity: a.integrity.clone(),
+                    content_type: a.content_type.to_string(),
+                    bytes: Sizes {
+                        raw: a.raw_len,
+                        minified: a.identity.len(),
+                        gzip: a.variants.gzip.as_ref().map(Vec::len),
+                        brotli: a.variants.brotli.as_ref().map(Vec::len),
+                        zstd: a.variants.zstd.as_ref().map(Vec::len),
+                    },
+                })
+                .collect(),
+            cache_hits: output.cache_hits,
+            cache_misses: output.cache_misses,
+            elapsed: output.elapsed,
+        }
+    }
+
+    /// `manifest.json`: logical path → url, file, integrity, content type and sizes.
+    pub fn manifest_json(&self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .assets
+            .iter()
+            .map(|a| {
+                (
+                    a.path.clone(),
+                    serde_json::to_value(a).expect("serialisable"),
+                )
+            })
+            .collect();
+        serde_json::to_string_pretty(&map).expect("serialisable") + "\n"
+    }
+
+    /// A size table like a bundler's.
+    pub fn table(&self) -> String {
+        let kb = |n: usize| {
+            if n < 1024 {
+                format!("{n} B")
+            } else {
+                format!("{:.1} KiB", n as f64 / 1024.0)
+            }
+        };
+        let opt = |n: Option<usize>| n.map(kb).unwrap_or_else(|| "-".into());
+        let width = self
+            .assets
+            .iter()
+            .map(|a| a.file.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let mut out = format!(
+            "{:<width$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
+            "file", "raw", "minified", "gzip", "brotli", "zstd"
+        );
+        let (mut raw, mut min, mut br) = (0, 0, 0);
+        for a in &self.assets {
+            let b = a.bytes;
+            raw += b.raw;
+            min += b.minified;
+            br += b.brotli.unwrap_or(b.minified);
+            out.push_str(&format!(
+                "{:<width$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
+                a.file,
+                kb(b.raw),
+                kb(b.minified),
+                opt(b.gzip),
+                opt(b.brotli),
+                opt(b.zstd)
+            ));
+        }
+        out.push_str(&format!(
+            "{} assets: {} raw, {} minified, {} brotli; {} stage results cached, {} computed, in {:.2?}\n",
+            self.assets.len(),
+            kb(raw),
+            kb(min),
+            kb(br),
+            self.cache_hits,
+            self.cache_misses,
+            self.elapsed
+        ));
+        out
+    }
+}
+
+/// Writes every hashed file and its variants, then `manifest.json` last: a failure
+/// part-way leaves the previous manifest pointing at complete files.
+pub(crate) fn write_dist(dist: &Path, assets: &[Built], report: &Report) -> Result<(), Error> {
+    for a in assets {
+        let base = dist.join(&a.hashed);
+        let v = &a.variants;
+        for (suffix, bytes) in [
+            ("", Some(&a.identity)),
+            (".br", v.brotli.as_ref()),
+            (".gz", v.gzip.as_ref()),
+            (".zst", v.zstd.as_ref()),
+        ] {
+            let Some(bytes) = bytes else { continue };
+            let mut path = base.clone().into_os_string();
+            path.push(suffix);
+            let path = Path::new(&path);
+            if std::fs::read(path).is_ok_and(|old| old == *bytes) {
+                continue;
+            }
+            write_atomic(path, bytes).map_err(|e| Error::io(path, e))?;
+        }
+    }
+    let manifest = dist.join("manifest.json");
+    write_atomic(&manifest, report.manifest_json().as_bytes()).map_err(|e| Error::io(&manifest, e))
+}

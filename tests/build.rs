@@ -1,0 +1,8 @@
+//! Runs perf-build on `fixtures/static`, exactly as an application's build.rs would.
+
+fn main() {
+    if let Err(e) = perf_build::run() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,106 @@
+//! `asset_url!` with a name that was not embedded must not compile, and must say which
+//! file was expected and what the nearest embedded name is. Each case is compiled by
+//! the real cargo (see `common`), against the fixtures this crate embeds.
+
+mod common;
+
+use common::{Crate, crate_path};
+
+fn cases() -> Crate {
+    let dep = format!("perf-tests = {{ path = \"{}\" }}", crate_path("tests"));
+    let bins = [
+        (
+            "ok",
+            "const URL: &str = perf_tests::asset_url!(\"css/app.css\");\nfn main() { assert!(URL.starts_with(\"/static/css/app.\")); }\n",
+        ),
+        (
+            "typo",
+            "fn main() { let _ = perf_tests::asset_url!(\"css/ap.css\"); }\n",
+        ),
+        (
+            "moved",
+            "fn main() { let _ = perf_tests::asset_url!(\"styles/app.css\"); }\n",
+        ),
+        (
+            "unrelated",
+            "fn main() { let _ = perf_tests::asset_url!(\"fonts/inter.woff2\"); }\n",
+        ),
+        (
+            "not_a_string",
+            "fn main() { let _ = perf_tests::asset_url!(42); }\n",
+        ),
+        (
+            "not_a_literal",
+            "fn main() { let name = \"css/app.css\"; let _ = perf_tests::asset_url!(name); }\n",
+        ),
+        (
+            "integrity_typo",
+            "fn main() { let _ = perf_tests::asset_integrity!(\"js/ap.js\"); }\n",
+        ),
+    ];
+    let files: Vec<(String, String)> = bins
+        .iter()
+        .map(|(n, src)| (format!("src/bin/{n}.rs"), src.to_string()))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    Crate::new("perf-compile-fail", &dep, "", &files)
+}
+
+fn stderr_of(c: &Crate, bin: &str) -> (bool, String) {
+    let out = c.build(&["--bin", bin]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_asset_names_are_compile_errors_with_hints() {
+    let c = cases();
+    let (ok, err) = stderr_of(&c, "ok");
+    assert!(ok, "a known name compiles:\n{err}");
+
+    let expect_fail = |bin: &str, wanted: &[&str]| {
+        let (ok, err) = stderr_of(&c, bin);
+        assert!(!ok, "{bin} must not compile");
+        for w in wanted {
+            assert!(err.contains(w), "{bin}: expected `{w}` in\n{err}");
+        }
+        assert!(
+            err.contains(&format!("src/bin/{bin}.rs")),
+            "{bin}: the error points at the call\n{err}"
+        );
+    };
+    expect_fail(
+        "typo",
+        &[
+            "asset_url!(\"css/ap.css\"): no asset named \"css/ap.css\" was embedded (expected the file fixtures/static/css/ap.css)",
+            "did you mean \"css/app.css\"?",
+        ],
+    );
+    expect_fail(
+        "moved",
+        &[
+            "no asset named \"styles/app.css\"",
+            "did you mean \"css/app.css\"?",
+        ],
+    );
+    expect_fail("unrelated", &["no asset named \"fonts/inter.woff2\""]);
+    let (_, unrelated) = stderr_of(&c, "unrelated");
+    assert!(
+        !unrelated.contains("did you mean"),
+        "no far-fetched hint:\n{unrelated}"
+    );
+    expect_fail(
+        "not_a_string",
+        &["takes the asset's path as a string literal"],
+    );
+    expect_fail("not_a_literal", &["asset_url! takes one string literal"]);
+    expect_fail(
+        "integrity_typo",
+        &["no asset named \"js/ap.js\"", "did you mean \"js/app.js\"?"],
+    );
+}

@@ -1,0 +1,333 @@
+//! perf-build run in-process on fixtures: broken inputs, template checks, the cache,
+//! the generated-code snapshot and the `cargo::` lines of this crate's own build.rs.
+
+use std::path::{Path, PathBuf};
+
+use perf_build::{Builder, Error};
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+fn builder(static_dir: &str, cache: &Path, out: &Path) -> Builder {
+    Builder::new()
+        .cargo_instructions(false)
+        .root(MANIFEST_DIR)
+        .static_dir(static_dir)
+        .templates_dir("fixtures/no-templates-here")
+        .cache_dir(cache)
+        .out_dir(out)
+        .quality(perf_build::Quality::Fast)
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                found.extend(files_in(&e.path()));
+            } else {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn broken_css_and_js_are_all_reported_with_locations_and_nothing_is_written() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = builder("fixtures/broken", cache.path(), out.path())
+        .run()
+        .unwrap_err();
+    let text = err.to_string();
+    let errors = err.errors();
+    assert_eq!(errors.len(), 2, "{text}");
+    let css = errors
+        .iter()
+        .find(|e| matches!(e, Error::Css { .. }))
+        .unwrap_or_else(|| panic!("{text}"));
+    let Error::Css {
+        path,
+        line,
+        column,
+        message,
+    } = css
+    else {
+        unreachable!()
+    };
+    assert!(path.ends_with("fixtures/broken/css/bad.css"), "{text}");
+    assert_eq!((*line, *column), (8, 1), "{text}");
+    assert!(!message.is_empty());
+    let js = errors
+        .iter()
+        .find(|e| matches!(e, Error::Js { .. }))
+        .unwrap_or_else(|| panic!("{text}"));
+    let Error::Js {
+        path, line, column, ..
+    } = js
+    else {
+        unreachable!()
+    };
+    assert!(path.ends_with("fixtures/broken/js/bad.js"), "{text}");
+    assert_eq!((*line, *column), (5, 25), "{text}");
+    assert!(
+        text.contains("bad.css:8:1: CSS error:") && text.contains("bad.js:5:25: JavaScript error:"),
+        "{text}"
+    );
+    assert!(
+        files_in(out.path()).is_empty(),
+        "nothing written: {:?}",
+        files_in(out.path())
+    );
+}
+
+#[test]
+fn a_missing_import_names_the_closest_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("static/js")).unwrap();
+    for f in ["missing.js", "util.js"] {
+        std::fs::copy(
+            Path::new(MANIFEST_DIR).join("fixtures/broken/js").join(f),
+            dir.path().join("static/js").join(f),
+        )
+        .unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let err = builder("static", &dir.path().join("cache"), out.path())
+        .root(dir.path())
+        .run()
+        .unwrap_err();
+    let Error::MissingReference {
+        path,
+        line,
+        column,
+        reference,
+        hint,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert!(path.ends_with("static/js/missing.js"));
+    assert_eq!((*line, *column), (1, 19));
+    assert_eq!(reference, "./utl.js");
+    assert_eq!(hint.as_deref(), Some("./util.js"));
+    assert!(
+        err.to_string().contains("did you mean `./util.js`?"),
+        "{err}"
+    );
+    assert!(files_in(out.path()).is_empty());
+}
+
+#[test]
+fn a_template_naming_a_missing_asset_fails_at_its_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = builder("fixtures/static", cache.path(), out.path())
+        .templates_dir("fixtures/broken-templates")
+        .run()
+        .unwrap_err();
+    let Error::UnknownAsset {
+        path,
+        line,
+        column,
+        name,
+        hint,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert!(path.ends_with("fixtures/broken-templates/page.html"));
+    assert_eq!((*line, *column), (2, 24));
+    assert_eq!(name, "css/ap.css");
+    assert_eq!(hint.as_deref(), Some("css/app.css"));
+    assert!(files_in(out.path()).is_empty());
+}
+
+#[test]
+fn the_cache_skips_unchanged_inputs_and_outputs_are_not_rewritten() {
+    let src = tempfile::tempdir().unwrap();
+    let copy = |from: &str, to: &str| {
+        let to = src.path().join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(MANIFEST_DIR).join(from), to).unwrap();
+    };
+    copy("fixtures/static/css/app.css", "static/css/app.css");
+    copy("fixtures/static/css/base.css", "static/css/base.css");
+    copy("fixtures/static/img/logo.svg", "static/img/logo.svg");
+    copy("fixtures/static/img/dot.png", "static/img/dot.png");
+    copy("fixtures/static/js/util.js", "static/js/util.js");
+    let cache = src.path().join("cache");
+    let out = tempfile::tempdir().unwrap();
+    let run = || {
+        builder("static", &cache, out.path())
+            .root(src.path())
+            .run()
+            .unwrap()
+    };
+
+    let cold = run();
+    // CSS ×2 and JS ×1 transforms, and 4 compressions (the PNG is not compressed).
+    assert_eq!((cold.cache_hits, cold.cache_misses), (0, 7));
+    let generated = out.path().join("perf_assets.rs");
+    let mtime = std::fs::metadata(&generated).unwrap().modified().unwrap();
+
+    let warm = run();
+    assert_eq!((warm.cache_hits, warm.cache_misses), (7, 0));
+    assert_eq!(
+        std::fs::metadata(&generated).unwrap().modified().unwrap(),
+        mtime,
+        "unchanged code is not rewritten"
+    );
+
+    // One changed stylesheet: its transform and compression run; app.css is re-hashed
+    // (its bytes name base.css's new hash) and recompressed, nothing else.
+    std::fs::write(src.path().join("static/css/base.css"), "body{margin:1px}").unwrap();
+    let edit = run();
+    assert_eq!((edit.cache_hits, edit.cache_misses), (4, 3));
+    let app = edit
+        .assets
+        .iter()
+        .find(|a| a.path == "css/app.css")
+        .unwrap();
+    let base = edit
+        .assets
+        .iter()
+        .find(|a| a.path == "css/base.css")
+        .unwrap();
+    let app_bytes = std::fs::read_to_string(out.path().join("perf_assets.rs")).unwrap();
+    assert!(app_bytes.contains(&app.file));
+    assert_ne!(
+        cold.assets
+            .iter()
+            .find(|a| a.path == "css/app.css")
+            .unwrap()
+            .file,
+        app.file
+    );
+    assert!(base.file.starts_with("css/base."));
+}
+
+#[test]
+fn generated_code_matches_its_snapshot() {
+    let bless = std::env::var_os("PERF_BLESS").is_some();
+    for name in [
+        "perf_assets.rs",
+        "perf_asset_url.rs",
+        "perf_asset_url_export.rs",
+    ] {
+        let text = std::fs::read_to_string(Path::new(perf_tests::OUT_DIR).join(name))
+            .unwrap()
+            .replace(perf_tests::OUT_DIR, "$OUT_DIR");
+        let expected = Path::new(MANIFEST_DIR)
+            .join("fixtures/expected")
+            .join(format!("{name}.snap"));
+        if bless {
+            std::fs::write(&expected, &text).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&expected).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run with PERF_BLESS=1 to write it",
+                expected.display()
+            )
+        });
+        assert!(
+            want == text,
+            "{name} differs from {}; if the change is intended, rerun with PERF_BLESS=1\n--- generated ---\n{text}",
+            expected.display()
+        );
+    }
+}
+
+#[test]
+fn build_script_prints_rerun_lines_for_every_input() {
+    // Cargo keeps what a build script printed in `output`, beside OUT_DIR.
+    let output = std::fs::read_to_string(
+        Path::new(perf_tests::OUT_DIR)
+            .parent()
+            .unwrap()
+            .join("output"),
+    )
+    .unwrap();
+    let lines: Vec<&str> = output.lines().collect();
+    let has = |l: String| assert!(lines.contains(&l.as_str()), "missing `{l}` in\n{output}");
+    has(format!("cargo::rerun-if-changed={MANIFEST_DIR}/Cargo.toml"));
+    has(format!(
+        "cargo::rerun-if-changed={MANIFEST_DIR}/fixtures/static"
+    ));
+    has(format!(
+        "cargo::rerun-if-changed={MANIFEST_DIR}/fixtures/templates"
+    ));
+    for asset in perf_tests::ASSETS.iter() {
+        has(format!(
+            "cargo::rerun-if-changed={MANIFEST_DIR}/fixtures/static/{}",
+            asset.path
+        ));
+    }
+    for var in [
+        "PERF_BUILD_STATIC_DIR",
+        "PERF_BUILD_URL_PREFIX",
+        "PERF_BUILD_SOURCE_MAPS",
+        "PERF_BUILD_TARGETS",
+        "PERF_BUILD_MINIFY",
+        "PERF_BUILD_PRECOMPRESS",
+        "PERF_BUILD_QUALITY",
+        "PERF_BUILD_TEMPLATES_DIR",
+        "PERF_BUILD_CACHE_DIR",
+    ] {
+        has(format!("cargo::rerun-if-env-changed={var}"));
+    }
+}
+
+#[test]
+fn stylesheets_reference_hashed_files_and_modules_go_through_the_import_map() {
+    let assets = &perf_tests::ASSETS;
+    let css = std::str::from_utf8(assets.get("css/app.css").unwrap().identity).unwrap();
+    let logo = assets.get("img/logo.svg").unwrap();
+    let dot = assets.get("img/dot.png").unwrap();
+    let base = assets.get("css/base.css").unwrap();
+    let file = |p: &str| p.rsplit('/').next().unwrap().to_string();
+    assert!(
+        css.contains(&format!("../img/{}", file(logo.hashed_path))),
+        "{css}"
+    );
+    assert!(
+        css.contains(&format!("../img/{}?v=2#frag", file(dot.hashed_path))),
+        "{css}"
+    );
+    assert!(css.contains(&file(base.hashed_path)), "{css}");
+    assert!(
+        css.contains("data:image/gif;base64,R0lGODlhAQABAAAAACw="),
+        "{css}"
+    );
+    assert!(css.contains("https://cdn.example.invalid/x.png"), "{css}");
+    assert!(
+        css.contains("-webkit-user-select:none"),
+        "prefixed for the default targets: {css}"
+    );
+    assert!(!css.contains("Fixture"), "comments stripped: {css}");
+
+    let app = assets.get("js/app.js").unwrap();
+    assert_eq!(app.imports, ["js/util.js"], "static imports only");
+    let map: serde_json::Value = serde_json::from_str(assets.import_map()).unwrap();
+    for m in ["js/app.js", "js/util.js", "js/lazy.js", "js/legacy.js"] {
+        assert_eq!(
+            map["imports"][format!("/static/{m}")],
+            assets.url(m).unwrap(),
+            "{m}"
+        );
+    }
+    let js = std::str::from_utf8(app.identity).unwrap();
+    assert!(!js.contains("someLongLocalName"), "{js}");
+    let legacy = std::str::from_utf8(assets.get("js/legacy.js").unwrap().identity).unwrap();
+    assert!(
+        legacy.contains("legacyCounter") && legacy.contains("legacyIncrement"),
+        "{legacy}"
+    );
+    assert!(
+        assets
+            .modulepreload_tags("js/app.js")
+            .contains(assets.url("js/util.js").unwrap())
+    );
+    assert_eq!(perf_tests::asset_integrity!("js/app.js"), app.integrity);
+}
