@@ -17,13 +17,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Wiring in an application
+//!
+//! Build from the environment ([`QueryCacheBuilder::from_env`]: `PERF_REDIS_URL`,
+//! `PERF_QUERY_CACHE_DEFAULT_EXPIRE`, …), [`set_global`], install a `SqliteInvalidator` on
+//! each writing connection, put `#[optimize_query]` on the query functions: the complete
+//! example is on `SqliteInvalidator` (feature `cache-sqlite`).
+//!
 //! # Tiers
 //!
 //! - **Memory** ([`moka`]): typed values, no serialisation on a hit; bounded by entries or
 //!   bytes; per-entry expiry.
 //! - **Redis** (feature `cache-redis`): postcard behind a versioned header; shared by every
-//!   instance using the same [namespace](QueryCacheBuilder::namespace). How it stays
-//!   consistent and how it survives Redis going away: see the `redis` module source.
+//!   instance using the same namespace (`QueryCacheBuilder::namespace`,
+//!   `PERF_QUERY_CACHE_NAMESPACE`).
 //!
 //! A read tries memory, then Redis, then runs the loader and stores the result in both.
 //! Concurrent misses on one key run the loader once per process. A loader's `Err` is returned
@@ -34,8 +41,27 @@
 //! [`invalidate`](QueryCache::invalidate) (one key), [`invalidate_tag`](QueryCache::invalidate_tag)
 //! (every entry stored with the tag), [`clear`](QueryCache::clear). With Redis, each is applied
 //! to Redis atomically and broadcast over pub/sub to the other instances' memory tiers. With
-//! the `cache-sqlite` feature, [`SqliteInvalidator`] turns writes to a table into
+//! the `cache-sqlite` feature, `SqliteInvalidator` turns writes to a table into
 //! invalidations of its tag.
+//!
+//! # Redis: consistency and faults
+//!
+//! - Keys: `ns:k:<key>` (value), `ns:t:<tag>` (set of the value keys stored with the tag),
+//!   `ns:v:<tag>` and `ns:g` (version counters), channel `ns:inv`.
+//! - `invalidate_tag` is one Lua script, atomic on the server: bump the tag's version, delete
+//!   every member of the tag set and the set, publish. Reads are a plain `GET`, so the Redis
+//!   tier cannot return an entry of a tag invalidated before the read.
+//! - A miss reads its tags' versions before running the loader, and the value is stored by a
+//!   script that compares them first: a load that overlapped an invalidation (it may have read
+//!   the database before the write) is returned to its caller but stored nowhere.
+//! - The in-memory tier checks per-tag version counters on every hit (one atomic load per
+//!   tag); other instances bump them when the pub/sub message arrives, so they follow within
+//!   one pub/sub hop.
+//! - Every Redis call runs under a timeout (default 250 ms). A failure marks Redis down,
+//!   logs one warning and counts an outage; while down, reads go memory → loader, writes of
+//!   invalidations are queued, and a background probe retries every second. On return the
+//!   queue is replayed, then the in-memory tier is flushed (invalidations were missed). The
+//!   same flush happens whenever the pub/sub subscription is re-established.
 //!
 //! # `#[optimize_query]`
 //!

@@ -89,6 +89,41 @@ impl SqliteInvalidatorBuilder {
 }
 
 /// Turns committed SQLite writes into tag invalidations of a [`QueryCache`].
+///
+/// A whole application's wiring:
+///
+/// ```no_run
+/// use perf_rt::cache::{QueryCacheBuilder, SqliteInvalidator};
+///
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Post { id: i64, title: String }
+///
+/// // Key: this function's path + `author` (postcard); `db` is not part of it.
+/// #[perf_rt::optimize_query(expire = 300, tags = ["posts"], skip(db))]
+/// async fn posts_by(db: &std::sync::Mutex<rusqlite::Connection>, author: i64)
+///     -> Result<Vec<Post>, rusqlite::Error>
+/// {
+///     let db = db.lock().unwrap();
+///     let mut stmt = db.prepare("SELECT id, title FROM posts WHERE author = ?1")?;
+///     let rows = stmt.query_map([author], |r| Ok(Post { id: r.get(0)?, title: r.get(1)? }))?;
+///     rows.collect()
+/// }
+///
+/// # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+/// // PERF_REDIS_URL, PERF_QUERY_CACHE_DEFAULT_EXPIRE, PERF_QUERY_CACHE_MAX_ENTRIES,
+/// // PERF_QUERY_CACHE_NAMESPACE; without PERF_REDIS_URL the cache is memory-only.
+/// let cache = QueryCacheBuilder::from_env().build().await?;
+/// perf_rt::cache::set_global(cache.clone())?;
+/// let invalidator = SqliteInvalidator::new(cache.clone())?;
+/// let conn = rusqlite::Connection::open("app.db")?;
+/// invalidator.install(&conn); // writes to `posts` invalidate the tag "posts"
+/// let db = std::sync::Mutex::new(conn);
+/// let posts = posts_by(&db, 7).await?;
+/// # let _ = posts;
+/// // In a write handler: write, then `invalidator.flush().await` before answering, so the
+/// // next read through any instance is fresh.
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct SqliteInvalidator {
     cache: QueryCache,
