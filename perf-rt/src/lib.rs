@@ -7,6 +7,8 @@
 //!   filesystem and no copies.
 //! - [`memory`]: memory profiler: a tracking global allocator, sampled call sites,
 //!   snapshots, leak detection, a timeline and `#[profile_memory]`.
+//! - [`cache`]: the query cache (memory tier, Redis tier, tag invalidation,
+//!   `#[optimize_query]`).
 //!
 //! The generated asset manifest is brought in once, at the crate root, with
 //! [`include_assets!`]:
@@ -17,6 +19,12 @@
 
 #[cfg(feature = "assets")]
 pub mod assets;
+
+#[cfg(feature = "cache")]
+pub mod cache;
+
+#[cfg(feature = "cache")]
+pub use perf_rt_macros::optimize_query;
 
 #[doc(hidden)]
 pub mod codegen;

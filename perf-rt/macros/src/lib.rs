@@ -1,6 +1,7 @@
 //! Procedural macros of perf-rt. Use them through `perf_rt`, which re-exports them.
 
 mod profile_memory;
+mod optimize_query;
 mod unknown_asset;
 
 use proc_macro::TokenStream;
@@ -24,4 +25,28 @@ pub fn unknown_asset(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn profile_memory(attr: TokenStream, item: TokenStream) -> TokenStream {
     profile_memory::expand(attr.into(), item.into()).into()
+}
+
+/// Caches the result of a function in the global query cache
+/// (`perf_rt::cache::set_global`); use it as `perf_rt::optimize_query`.
+///
+/// ```ignore
+/// #[perf_rt::optimize_query(expire = 300, key_prefix = "posts", tags = ["posts"], skip(db))]
+/// async fn posts_by_author(db: &Db, author: i64) -> Result<Vec<Post>, Error> { … }
+/// ```
+///
+/// - The key is the prefix (default: the function's module path and name) plus every
+///   argument not listed in `skip(…)`, serialised with serde (arguments must implement
+///   `serde::Serialize`); so two calls with different arguments never share an entry.
+/// - `expire` is in seconds; without it the cache's default applies
+///   (`PERF_QUERY_CACHE_DEFAULT_EXPIRE`, 300 s).
+/// - `tags` are invalidated by writes to the tables of the same name (`SqliteInvalidator`)
+///   or by `QueryCache::invalidate_tag`.
+/// - Async functions use both tiers; plain functions the in-memory tier. A function that
+///   returns `Result` caches only `Ok`. The return value must be
+///   `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`.
+/// - Without a global cache, the function runs uncached (logged once).
+#[proc_macro_attribute]
+pub fn optimize_query(attr: TokenStream, item: TokenStream) -> TokenStream {
+    optimize_query::expand(attr.into(), item.into()).into()
 }

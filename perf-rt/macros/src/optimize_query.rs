@@ -1,0 +1,200 @@
+//! `#[optimize_query]`: caches a function's result in the global query cache.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, ItemFn, LitStr, Pat, ReturnType, Type};
+
+#[derive(Default)]
+struct Args {
+    expire: Option<Expr>,
+    key_prefix: Option<LitStr>,
+    tags: Vec<LitStr>,
+    skip: Vec<syn::Ident>,
+}
+
+fn parse_args(attr: TokenStream) -> syn::Result<Args> {
+    let mut args = Args::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("expire") {
+            args.expire = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("key_prefix") {
+            args.key_prefix = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("tags") {
+            let list: syn::ExprArray = meta.value()?.parse()?;
+            for tag in list.elems {
+                match tag {
+                    Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) => args.tags.push(s),
+                    other => {
+                        return Err(syn::Error::new(other.span(), "tags are string literals"));
+                    }
+                }
+            }
+        } else if meta.path.is_ident("skip") {
+            meta.parse_nested_meta(|arg| {
+                let ident = arg
+                    .path
+                    .get_ident()
+                    .cloned()
+                    .ok_or_else(|| arg.error("expected an argument name"))?;
+                args.skip.push(ident);
+                Ok(())
+            })?;
+        } else {
+            return Err(meta.error(
+                "unknown option; expected `expire = <seconds>`, `key_prefix = \"…\"`, \
+                 `tags = [\"…\"]` or `skip(arg, …)`",
+            ));
+        }
+        Ok(())
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    Ok(args)
+}
+
+fn returns_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        _ => false,
+    }
+}
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match try_expand(attr, item) {
+        Ok(tokens) => tokens,
+        Err(e) => e.to_compile_error(),
+    }
+}
+
+fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args = parse_args(attr)?;
+    let func: ItemFn = syn::parse2(item)?;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &func;
+
+    let ret = match &sig.output {
+        ReturnType::Type(_, ty) => ty.as_ref().clone(),
+        ReturnType::Default => {
+            return Err(syn::Error::new(
+                sig.span(),
+                "#[optimize_query] caches a return value; this function returns nothing",
+            ));
+        }
+    };
+
+    let mut key_args = Vec::new();
+    let mut used_skips = Vec::new();
+    for input in &sig.inputs {
+        let (ident, span) = match input {
+            FnArg::Receiver(r) => (format_ident!("self", span = r.self_token.span), r.span()),
+            FnArg::Typed(pt) => match pt.pat.as_ref() {
+                Pat::Ident(pi) => (pi.ident.clone(), pt.span()),
+                other => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "#[optimize_query] needs plain argument names (they become the cache key)",
+                    ));
+                }
+            },
+        };
+        if args.skip.contains(&ident) {
+            used_skips.push(ident);
+            continue;
+        }
+        // Spanned so that "`Db: Serialize` is not satisfied" points at the argument.
+        key_args.push(quote_spanned!(span=> __perf_key.arg(&#ident);));
+    }
+    if let Some(unknown) = args.skip.iter().find(|s| !used_skips.contains(s)) {
+        return Err(syn::Error::new(unknown.span(), "no argument of this name"));
+    }
+
+    let name = &sig.ident;
+    let prefix = match &args.key_prefix {
+        Some(p) => quote!(#p),
+        None => quote!(::core::concat!(
+            ::core::module_path!(),
+            "::",
+            ::core::stringify!(#name)
+        )),
+    };
+    let expire = match &args.expire {
+        Some(e) => quote!(::core::option::Option::Some(
+            ::perf_rt::cache::__private::Duration::from_secs(#e)
+        )),
+        None => quote!(::core::option::Option::None),
+    };
+    let tags = &args.tags;
+    let p = quote!(::perf_rt::cache::__private);
+    let setup = quote! {
+        let __perf_key = {
+            let mut __perf_key = #p::KeyBuilder::new(#prefix);
+            #(#key_args)*
+            __perf_key.finish()
+        };
+        let __perf_options = #p::CacheOptions {
+            expire: #expire,
+            tags: &[#(#tags),*],
+        };
+    };
+
+    let is_result = returns_result(&ret);
+    let body = match (sig.asyncness.is_some(), is_result) {
+        (true, true) => quote! {
+            #p::get_or_load(__perf_key, __perf_options, async move {
+                let __perf_out: #ret = #block;
+                __perf_out
+            }).await
+        },
+        (true, false) => quote! {
+            #p::infallible(#p::get_or_load(__perf_key, __perf_options, async move {
+                let __perf_out: #ret = async move #block.await;
+                #p::Result::Ok::<#ret, #p::Infallible>(__perf_out)
+            }).await)
+        },
+        (false, true) => quote! {
+            #p::get_or_load_blocking(__perf_key, __perf_options, move || -> #ret #block)
+        },
+        (false, false) => quote! {
+            #p::infallible(#p::get_or_load_blocking(__perf_key, __perf_options, move || {
+                let __perf_out: #ret = (move || -> #ret #block)();
+                #p::Result::Ok::<#ret, #p::Infallible>(__perf_out)
+            }))
+        },
+    };
+
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            #setup
+            #body
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_unknown_skip_and_options() {
+        let item = quote!(
+            async fn f(a: i32) -> i32 {
+                a
+            }
+        );
+        let out = expand(quote!(skip(b)), item.clone()).to_string();
+        assert!(out.contains("no argument of this name"), "{out}");
+        let out = expand(quote!(expires = 3), item.clone()).to_string();
+        assert!(out.contains("unknown option"), "{out}");
+        let out = expand(quote!(expire = 3, tags = ["t"]), item).to_string();
+        assert!(out.contains("get_or_load"), "{out}");
+        assert!(out.contains("__perf_key . arg (& a)"), "{out}");
+    }
+}
