@@ -30,8 +30,14 @@ def npm_install():
         run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=BENCH)
 
 
+def release_bins():
+    """Every binary of the workspace in release, in one cargo invocation: building them
+    together keeps one feature set, so swc is compiled once."""
+    run(["cargo", "build", "--release", "-q", "--workspace", "--bins"], cwd=ROOT)
+
+
 def perf_build_cli():
-    run(["cargo", "build", "--release", "-q", "-p", "perf-build"], cwd=ROOT)
+    release_bins()
     return os.path.join(TARGET, "release", "perf-build")
 
 

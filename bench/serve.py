@@ -87,7 +87,6 @@ def main():
     if not os.path.exists("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so"):
         run(["apt-get", "install", "-y", "-qq", "libnginx-mod-http-brotli-static"])
     cli = perf_build_cli()
-    run(["cargo", "build", "--release", "-q", "-p", "perf-tests", "--bin", "serve-fixtures"], cwd=ROOT)
     work = fresh(os.path.join(OUT, "serve"))
     dist = os.path.join(work, "dist")
     run([cli, "build", "--static-dir", os.path.join(ROOT, "tests/fixtures/static"), "--dist-dir", dist, "--quiet"])

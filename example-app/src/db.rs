@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 
 /// Moods a reflection can carry.
 pub const MOODS: &[&str] = &["calm", "curious", "energised", "grateful", "stuck", "tired"];
 
 /// One journal entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reflection {
     /// Row id.
     pub id: i64,
@@ -103,6 +104,11 @@ impl Db {
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// Runs `f` on the connection, for setup such as installing hooks.
+    pub fn configure(&self, f: impl FnOnce(&Connection)) {
+        f(&self.conn.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     async fn with<T: Send + 'static>(

@@ -10,10 +10,12 @@ perf_rt::include_assets!();
 
 pub mod db;
 mod pages;
+pub mod queries;
 
 use std::sync::Arc;
 
 use axum::Router;
+use perf_rt::cache::{QueryCache, QueryCacheBuilder, SqliteInvalidator};
 
 pub use db::Db;
 
@@ -22,10 +24,29 @@ pub use db::Db;
 pub struct AppState {
     /// The database.
     pub db: Arc<Db>,
+    /// Turns writes into cache invalidations; awaited before a write is answered.
+    pub invalidator: SqliteInvalidator,
+}
+
+/// The query cache, from `PERF_QUERY_CACHE_*` and `PERF_REDIS_URL` (without it, the
+/// in-memory tier only). Installed as the global cache `#[optimize_query]` uses, and
+/// hooked to the database so writes invalidate what they change.
+pub async fn cache(db: &Db) -> Result<(QueryCache, SqliteInvalidator), String> {
+    let cache = QueryCacheBuilder::from_env()
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    perf_rt::cache::set_global(cache.clone()).map_err(|e| e.to_string())?;
+    let invalidator = SqliteInvalidator::new(cache.clone()).map_err(|e| e.to_string())?;
+    db.configure(|conn| invalidator.install(conn));
+    Ok((cache, invalidator))
 }
 
 /// The whole application: pages, form handling and the embedded assets.
-pub fn app(db: Db) -> Router {
-    let state = AppState { db: Arc::new(db) };
+pub fn app(db: Db, invalidator: SqliteInvalidator) -> Router {
+    let state = AppState {
+        db: Arc::new(db),
+        invalidator,
+    };
     pages::routes().with_state(state).merge(ASSETS.router())
 }

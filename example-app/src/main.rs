@@ -2,10 +2,19 @@
 //!
 //! Settings from the environment: `HOST` (default 127.0.0.1), `PORT` (default 8080),
 //! `DATABASE_URL` (a SQLite file path or `sqlite://path`; default
-//! `inner-architect.db` in the current directory, created on first start).
+//! `inner-architect.db` in the current directory, created on first start),
+//! `PERF_REDIS_URL` (a Redis shared by several instances; default: none, the query cache
+//! keeps to memory) and the other `PERF_QUERY_CACHE_*` and `PERF_MEMORY_*` settings.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+
+use perf_rt::memory::{MemoryProfiler, TrackingAllocator};
+
+/// Every allocation is counted (live bytes, peak, sampled call sites) for the memory
+/// profiler, at close to the system allocator's speed.
+#[global_allocator]
+static ALLOCATOR: TrackingAllocator = TrackingAllocator::system();
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -31,12 +40,17 @@ async fn serve() -> Result<(), String> {
     let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| "inner-architect.db".into());
     let db = example_app::Db::open(&database)
         .map_err(|e| format!("opening the database {database}: {e}"))?;
+    let (_cache, invalidator) = example_app::cache(&db).await?;
+    // Live heap and RSS, sampled into a bounded ring for the memory reports.
+    let _timeline = MemoryProfiler::global()
+        .start_timeline()
+        .map_err(|e| format!("starting the memory timeline: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("Inner Architect listening on http://{local} (database {database})");
-    axum::serve(listener, example_app::app(db))
+    axum::serve(listener, example_app::app(db, invalidator))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -72,7 +72,7 @@ async fn index_page(
     error: Option<String>,
     draft: NewReflection,
 ) -> Response {
-    let reflections = match state.db.recent(24).await {
+    let reflections = match crate::queries::recent(&state.db, 24).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -138,7 +138,11 @@ async fn create(State(state): State<AppState>, Form(form): Form<NewReflection>) 
         .await;
     }
     match state.db.insert(title, form.mood, body).await {
-        Ok(id) => Redirect::to(&format!("/reflections/{id}")).into_response(),
+        Ok(id) => {
+            // The next read, through this instance or another, must see the write.
+            state.invalidator.flush().await;
+            Redirect::to(&format!("/reflections/{id}")).into_response()
+        }
         Err(e) => db_error(e),
     }
 }
@@ -154,7 +158,7 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response
     let Ok(id) = id.parse::<i64>() else {
         return not_found_page("There is no reflection at that address.");
     };
-    match state.db.get(id).await {
+    match crate::queries::reflection(&state.db, id).await {
         Ok(Some(reflection)) => render(
             StatusCode::OK,
             &ReflectionPage {

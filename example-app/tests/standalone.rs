@@ -18,17 +18,25 @@ impl Drop for App {
 }
 
 fn start() -> App {
+    start_with(&[])
+}
+
+/// The binary copied alone into a new empty folder, started there with `env`.
+fn start_with(env: &[(&str, &str)]) -> App {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("inner-architect");
     std::fs::copy(env!("CARGO_BIN_EXE_example-app"), &bin).unwrap();
-    let mut child = Command::new(&bin)
-        .current_dir(dir.path())
+    let mut cmd = Command::new(&bin);
+    cmd.current_dir(dir.path())
         .env("PORT", "0")
         .env("HOST", "127.0.0.1")
         .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env_remove("PERF_REDIS_URL")
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -159,4 +167,58 @@ fn writes_show_up_and_bad_input_gets_4xx() {
         200,
         "still serving"
     );
+}
+
+#[test]
+fn two_instances_sharing_a_database_and_redis_act_as_one_site() {
+    let redis =
+        std::env::var("PERF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("shared.db").display().to_string();
+    let namespace = format!("example-app-test-{}", std::process::id());
+    let env = [
+        ("DATABASE_URL", db.as_str()),
+        ("PERF_REDIS_URL", redis.as_str()),
+        ("PERF_QUERY_CACHE_NAMESPACE", namespace.as_str()),
+    ];
+    let a = start_with(&env);
+    let b = start_with(&env);
+    let c = client();
+    let home = |app: &App| {
+        c.get(format!("http://{}/", app.addr))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let show = |app: &App, id: &str| {
+        c.get(format!("http://{}/reflections/{id}", app.addr))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    // Both instances have the home page and reflection 1 cached.
+    for app in [&a, &b] {
+        assert!(!home(app).contains("Written through A"));
+        assert!(show(app, "1").contains("Started the morning pages"));
+    }
+    for round in 0..3 {
+        let title = format!("Written through A, round {round}");
+        let res = c
+            .post(format!("http://{}/reflections", a.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "title={}&mood=calm&body=shared+site",
+                title.replace(' ', "+")
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(
+            home(&b).contains(&title),
+            "the very next read through B sees the write of round {round}"
+        );
+        assert!(home(&a).contains(&title));
+    }
 }

@@ -47,7 +47,8 @@ fn sync_function_figures_match_the_pattern() {
     let before = memory::function_stat(name).unwrap().calls;
     let _again = known_pattern();
     let stat = memory::function_stat(name).unwrap();
-    assert_eq!(stat.calls, before + 1);
+    // Other tests of this binary call `known_pattern` concurrently.
+    assert!(stat.calls > before);
     assert!(stat.retained_bytes >= 6000);
     assert_eq!(stat.max_peak_bytes, 3500);
     assert!(memory::function_stats().iter().any(|f| f.name == name));
@@ -232,13 +233,22 @@ fn above_threshold() -> usize {
 
 #[test]
 fn calls_above_the_threshold_are_logged() {
+    // A global subscriber: a scoped one misses events whose callsite another test thread
+    // registered (and tracing cached as uninteresting) before it was installed. Other
+    // tests' events reach it too, so only this test's functions are compared.
     let collect = std::sync::Arc::new(Collect::default());
-    tracing::subscriber::with_default(collect.clone(), || {
-        below_threshold();
-        above_threshold();
-        below_threshold();
-    });
-    let logged = collect.0.lock().unwrap().clone();
+    tracing::subscriber::set_global_default(collect.clone()).expect("the only global subscriber");
+    below_threshold();
+    above_threshold();
+    below_threshold();
+    let logged: Vec<String> = collect
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|f| f.ends_with("_threshold"))
+        .cloned()
+        .collect();
     assert_eq!(logged, ["above_threshold"]);
     assert_eq!(memory::function_stat("below_threshold").unwrap().calls, 2);
 }

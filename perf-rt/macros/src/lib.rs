@@ -1,7 +1,7 @@
 //! Procedural macros of perf-rt. Use them through `perf_rt`, which re-exports them.
 
-mod profile_memory;
 mod optimize_query;
+mod profile_memory;
 mod unknown_asset;
 
 use proc_macro::TokenStream;

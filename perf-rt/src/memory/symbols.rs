@@ -76,6 +76,13 @@ fn is_internal_frame(frame: &StackFrame) -> bool {
             .file
             .as_deref()
             .is_some_and(|f| f.starts_with("/rustc/") || f.contains("/library/alloc/src/"))
+        // A std generic instantiated in a dependency built without debug info (shared
+        // generics) has no file: recognise it by the std paths in its name.
+        || (frame.file.is_none()
+            && frame
+                .function
+                .as_deref()
+                .is_some_and(|f| ["alloc::", "core::", "std::"].iter().any(|p| f.contains(p))))
 }
 
 /// Where std's short backtraces stop: frames below belong to the runtime, not the app.
