@@ -99,7 +99,7 @@ fn transform_in(
         }
 
         let mut finder = ImportFinder {
-            cm: &cm,
+            cm,
             refs: Vec::new(),
         };
         program.visit_with(&mut finder);

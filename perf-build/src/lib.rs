@@ -6,10 +6,8 @@
 //! defines the `asset_url!` macro. `perf_rt::include_assets!()` brings it in.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     perf_build::run().expect("asset build failed");
-//! }
+//! // build.rs: `fn main() { … }`
+//! perf_build::run().expect("asset build failed");
 //! ```
 //!
 //! Custom settings, over `[package.metadata.perf]` and `PERF_BUILD_*`:

@@ -77,7 +77,7 @@ impl Server {
     }
 }
 
-fn h<'a>(got: &'a Got, name: header::HeaderName) -> &'a str {
+fn h(got: &Got, name: header::HeaderName) -> &str {
     got.headers
         .get(&name)
         .map(|v| v.to_str().unwrap())
