@@ -64,6 +64,7 @@ pub struct Builder {
     root: PathBuf,
     out_dir: Option<PathBuf>,
     cargo: bool,
+    check_templates: bool,
 }
 
 impl Default for Builder {
@@ -85,6 +86,7 @@ impl Builder {
             root,
             out_dir: std::env::var_os("OUT_DIR").map(PathBuf::from),
             cargo: std::env::var_os("OUT_DIR").is_some(),
+            check_templates: true,
         }
     }
 
@@ -151,6 +153,13 @@ impl Builder {
         self
     }
 
+    /// Whether to check the `asset_url!` calls of the templates directory (default on;
+    /// off for builds that have no askama crate, such as the standalone command).
+    pub fn check_templates(mut self, on: bool) -> Self {
+        self.check_templates = on;
+        self
+    }
+
     /// Where the content-addressed cache lives.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.cache_dir = Some(dir.into());
@@ -208,7 +217,7 @@ impl Builder {
         let templates = self.root.join(&self.config.templates_dir);
         if self.cargo {
             cargo::rerun_if_changed(&static_dir);
-            if templates.is_dir() {
+            if self.check_templates && templates.is_dir() {
                 cargo::rerun_if_changed(&templates);
             }
         }
@@ -229,7 +238,7 @@ impl Builder {
                 cargo::rerun_if_changed(&a.source);
             }
         }
-        if templates.is_dir() {
+        if self.check_templates && templates.is_dir() {
             let known: HashSet<&str> = output.assets.iter().map(|a| a.logical.as_str()).collect();
             check::templates(&templates, &known)?;
         }

@@ -108,7 +108,18 @@ pub fn run(
     let inputs = discover(&static_dir)?;
     let counters = Counters::default();
     let total = inputs.len();
-    let targets = css::targets(&config.targets)?;
+    // Resolving browserslist queries costs milliseconds: only a stylesheet that misses
+    // the cache needs it, so an unchanged build never pays.
+    let targets = std::sync::OnceLock::new();
+    let targets = || {
+        targets
+            .get_or_init(|| css::targets(&config.targets).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|message| Error::Config {
+                source_of_value: "Cargo.toml [package.metadata.perf] targets".into(),
+                message,
+            })
+    };
     let options = format!(
         "minify={} maps={} targets={:?}",
         config.minify, config.source_maps, config.targets
@@ -166,7 +177,7 @@ pub fn run(
                                     &input.file,
                                     &input.logical,
                                     text,
-                                    targets,
+                                    targets()?,
                                     config.minify,
                                     config.source_maps,
                                 )?
