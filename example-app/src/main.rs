@@ -1,4 +1,4 @@
-//! Starts Inner Architect: `cargo run -p example-app`, then open http://127.0.0.1:8080.
+//! Starts Inner Architect: `cargo run --bin example-app`, then open http://127.0.0.1:8080.
 //!
 //! Settings from the environment: `HOST` (default 127.0.0.1), `PORT` (default 8080),
 //! `DATABASE_URL` (a SQLite file path or `sqlite://path`; default

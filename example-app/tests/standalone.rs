@@ -222,3 +222,54 @@ fn two_instances_sharing_a_database_and_redis_act_as_one_site() {
         assert!(home(&a).contains(&title));
     }
 }
+
+/// The page in a real headless Chromium: the entry module loads by its hashed URL with
+/// its integrity, its imports resolve through the import map, and the chart module
+/// arrives through a dynamic import. Chromium is required (`.ci/run` installs Debian's
+/// package); `PERF_TEST_CHROMIUM` names another binary.
+#[test]
+fn a_browser_runs_the_modules_through_the_import_map() {
+    let app = start();
+    let chromium = std::env::var("PERF_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("http://{}/", app.addr))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {chromium} (install Debian's chromium, or set PERF_TEST_CHROMIUM): {e}"
+            )
+        });
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("data-app-ready=\"true\""),
+        "app.js did not run:\n{dom}"
+    );
+    assert!(
+        dom.contains("data-rendered=\"3\""),
+        "the chart module (dynamic import) did not run:\n{dom}"
+    );
+    // util.js (a static import) localised the dates the server wrote as UNIX seconds.
+    let epoch = dom
+        .split("data-epoch=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a date");
+    assert!(
+        !dom.contains(&format!(">{epoch}</time>")),
+        "dates not localised:\n{dom}"
+    );
+}
