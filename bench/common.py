@@ -19,8 +19,16 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, shell=isinstance(cmd, str), **kw)
 
 
+_apt_updated = False
+
+
 def need(tool, package):
-    if shutil.which(tool) is None:
+    global _apt_updated
+    present = os.path.exists(tool) if tool.startswith("/") else shutil.which(tool) is not None
+    if not present:
+        if not _apt_updated:
+            run(["apt-get", "update", "-qq"])
+            _apt_updated = True
         run(["apt-get", "install", "-y", "-qq", package])
 
 

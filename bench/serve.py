@@ -85,7 +85,7 @@ def main():
     need("wrk", "wrk")
     need("nginx", "nginx")
     if not os.path.exists("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so"):
-        run(["apt-get", "install", "-y", "-qq", "libnginx-mod-http-brotli-static"])
+        need("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so", "libnginx-mod-http-brotli-static")
     cli = perf_build_cli()
     work = fresh(os.path.join(OUT, "serve"))
     dist = os.path.join(work, "dist")

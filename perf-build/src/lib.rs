@@ -234,8 +234,11 @@ impl Builder {
             progress,
         )?;
         if self.cargo {
-            for a in &output.assets {
-                cargo::rerun_if_changed(&a.source);
+            // A source map shares its stylesheet's or script's source: one line per file.
+            let sources: std::collections::BTreeSet<&Path> =
+                output.assets.iter().map(|a| a.source.as_path()).collect();
+            for source in sources {
+                cargo::rerun_if_changed(source);
             }
         }
         if self.check_templates && templates.is_dir() {

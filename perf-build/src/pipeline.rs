@@ -303,6 +303,7 @@ pub fn run(
         .filter_map(|(f, s, _)| f.map.take().map(|m| (*m, *s, Vec::new())))
         .collect();
     jobs.extend(maps);
+    let steps = total + jobs.len();
     let compressed = AtomicUsize::new(0);
     let assets: Vec<Built> = jobs
         .into_par_iter()
@@ -334,20 +335,22 @@ pub fn run(
                 };
             progress(
                 total + compressed.fetch_add(1, Ordering::Relaxed) + 1,
-                total * 2,
+                steps,
             );
+            // A source map has no source file of its own: its raw size is its size.
+            let is_map = f.logical != s.input.logical;
             Built {
+                raw_len: if is_map { f.bytes.len() } else { s.raw.len() },
                 integrity: hash::integrity(&f.bytes),
                 hashed: f.hashed,
                 source: s.input.file.clone(),
                 content_type,
-                is_js: s.kind == Kind::Js && !f.logical.ends_with(".map"),
+                is_js: s.kind == Kind::Js && !is_map,
                 logical: f.logical,
                 identity: f.bytes,
                 variants,
                 sha256,
                 imports,
-                raw_len: s.raw.len(),
             }
         })
         .collect();
