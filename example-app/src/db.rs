@@ -73,6 +73,9 @@ impl Db {
             Connection::open(Path::new(path))?
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement is timed into the performance monitor (per fingerprint, slow
+        // list, N+1 detection).
+        perf_rt::monitor::time_queries(&conn);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS reflections (
@@ -116,7 +119,9 @@ impl Db {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> rusqlite::Result<T> {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        // Keeps the request's scope, so the queries count toward its N+1 check and its
+        // Server-Timing.
+        perf_rt::monitor::spawn_blocking(move || {
             let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&conn)
         })

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use perf_rt::cache::{QueryCache, QueryCacheBuilder, SqliteInvalidator};
+use perf_rt::suite::{Config, PerfSuite, init_performance_suite};
 
 pub use db::Db;
 
@@ -42,11 +43,25 @@ pub async fn cache(db: &Db) -> Result<(QueryCache, SqliteInvalidator), String> {
     Ok((cache, invalidator))
 }
 
-/// The whole application: pages, form handling and the embedded assets.
+/// The application's own routes: pages and form handling.
 pub fn app(db: Db, invalidator: SqliteInvalidator) -> Router {
     let state = AppState {
         db: Arc::new(db),
         invalidator,
     };
-    pages::routes().with_state(state).merge(ASSETS.router())
+    pages::routes().with_state(state)
+}
+
+/// The application as it runs: its routes, the embedded assets and the performance suite
+/// (monitor, endpoints, compression, memory timeline, browser metrics), configured by the
+/// `PERF_*` variables.
+pub async fn build(db: Db) -> Result<(Router, PerfSuite), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let (cache, invalidator) = cache(&db).await?;
+    let config = config.assets(&ASSETS).query_cache(cache);
+    let (router, suite) = init_performance_suite(app(db, invalidator), config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = pages::VITALS_TAG.set(suite.vitals_script_tag());
+    Ok((router, suite))
 }

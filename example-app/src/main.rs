@@ -4,12 +4,13 @@
 //! `DATABASE_URL` (a SQLite file path or `sqlite://path`; default
 //! `inner-architect.db` in the current directory, created on first start),
 //! `PERF_REDIS_URL` (a Redis shared by several instances; default: none, the query cache
-//! keeps to memory) and the other `PERF_QUERY_CACHE_*` and `PERF_MEMORY_*` settings.
+//! keeps to memory), `PERF_MONITOR_TOKEN` (to reach the monitoring endpoints from another
+//! host) and the other `PERF_*` settings of `perf_rt::suite::Config`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use perf_rt::memory::{MemoryProfiler, TrackingAllocator};
+use perf_rt::memory::TrackingAllocator;
 
 /// Every allocation is counted (live bytes, peak, sampled call sites) for the memory
 /// profiler, at close to the system allocator's speed.
@@ -40,20 +41,24 @@ async fn serve() -> Result<(), String> {
     let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| "inner-architect.db".into());
     let db = example_app::Db::open(&database)
         .map_err(|e| format!("opening the database {database}: {e}"))?;
-    let (_cache, invalidator) = example_app::cache(&db).await?;
-    // Live heap and RSS, sampled into a bounded ring for the memory reports.
-    let _timeline = MemoryProfiler::global()
-        .start_timeline()
-        .map_err(|e| format!("starting the memory timeline: {e}"))?;
+    let (app, suite) = example_app::build(db).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("Inner Architect listening on http://{local} (database {database})");
-    axum::serve(listener, example_app::app(db, invalidator))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    if suite.monitor().is_some() {
+        println!("Performance dashboard: http://{local}/perf");
+    }
+    // The client's address lets the monitoring endpoints tell loopback clients apart and
+    // the browser-metrics endpoint rate-limit per client.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
 }

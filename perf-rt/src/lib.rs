@@ -9,6 +9,11 @@
 //!   snapshots, leak detection, a timeline and `#[profile_memory]`.
 //! - [`cache`]: the query cache (memory tier, Redis tier, tag invalidation,
 //!   `#[optimize_query]`).
+//! - [`monitor`]: request timing, query analysis (N+1), process resources, application
+//!   metrics, browser metrics; [`endpoints`] publishes them (JSON, Prometheus, dashboard).
+//! - [`compression`]: br/zstd/gzip for dynamic responses, leaving embedded assets alone.
+//! - [`suite`]: `init_performance_suite(router, Config::from_env()?)` wires all of the
+//!   above into an axum router.
 //!
 //! The generated asset manifest is brought in once, at the crate root, with
 //! [`include_assets!`]:
@@ -31,3 +36,18 @@ pub mod codegen;
 
 #[cfg(feature = "memory")]
 pub mod memory;
+
+#[cfg(feature = "monitor")]
+pub mod monitor;
+
+#[cfg(feature = "monitor")]
+pub mod endpoints;
+
+#[cfg(feature = "monitor")]
+pub mod suite;
+
+#[cfg(feature = "monitor")]
+pub use suite::{Config, PerfSuite, init_performance_suite};
+
+#[cfg(feature = "compression")]
+pub mod compression;

@@ -2,6 +2,7 @@
 
 mod optimize_query;
 mod profile_memory;
+mod profile_performance;
 mod unknown_asset;
 
 use proc_macro::TokenStream;
@@ -25,6 +26,16 @@ pub fn unknown_asset(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn profile_memory(attr: TokenStream, item: TokenStream) -> TokenStream {
     profile_memory::expand(attr.into(), item.into()).into()
+}
+
+/// Times a function into the performance monitor (`perf_rt::monitor`): per-name latency
+/// quantiles in the `/api/performance/metrics` report and Prometheus. Use it through
+/// `perf_rt::monitor::profile_performance`; works on plain and async functions.
+///
+/// Arguments: `name = "…"` (default: the function's module path and name).
+#[proc_macro_attribute]
+pub fn profile_performance(attr: TokenStream, item: TokenStream) -> TokenStream {
+    profile_performance::expand(attr.into(), item.into()).into()
 }
 
 /// Caches the result of a function in the global query cache

@@ -29,6 +29,11 @@ mod router;
 pub use negotiate::Encoding;
 pub use service::AssetService;
 
+/// Marks a response of the [`AssetService`] (a response extension): its body is already
+/// compressed as well as it can be, so response compression must leave it alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Embedded;
+
 /// One embedded asset. Built by the generated code; read through [`Assets`].
 #[derive(Debug)]
 pub struct Asset {

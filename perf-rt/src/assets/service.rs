@@ -36,12 +36,21 @@ impl AssetService {
     }
 
     /// Answers one request. Public so that other servers than tower's can call it.
+    ///
+    /// Every response carries the [`Embedded`](super::Embedded) extension, so that response
+    /// compression leaves the already-compressed bytes alone.
     pub fn respond(
         &self,
         method: &Method,
         path: &str,
         headers: &HeaderMap,
     ) -> Response<Full<Bytes>> {
+        let mut res = self.answer(method, path, headers);
+        res.extensions_mut().insert(super::Embedded);
+        res
+    }
+
+    fn answer(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Full<Bytes>> {
         let head = match *method {
             Method::GET => false,
             Method::HEAD => true,

@@ -1,0 +1,214 @@
+//! The tower layer that times every request.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::{HeaderValue, Method, Request, Response, Uri, header};
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::requests::{RouteSeries, UNMATCHED, slow_request};
+use super::scope::{RequestScope, with_scope};
+use super::{Inner, Monitor};
+
+/// Times every request by matched route, method and status class, counts requests in
+/// flight, logs slow requests, tracks the request's queries (N+1 detection) and adds a
+/// `Server-Timing` header. Made by [`Monitor::layer`].
+///
+/// Add it with axum's `Router::layer`, which wraps each route after routing, so the
+/// matched route template (`/reflections/{id}`, not `/reflections/42`) is known. Time is
+/// measured to the response head; a streamed body's transfer is not included.
+#[derive(Debug, Clone)]
+pub struct MonitorLayer {
+    pub(crate) monitor: Monitor,
+}
+
+impl<S> Layer<S> for MonitorLayer {
+    type Service = MonitorService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MonitorService {
+            inner,
+            monitor: self.monitor.clone(),
+        }
+    }
+}
+
+/// The service of [`MonitorLayer`].
+#[derive(Debug, Clone)]
+pub struct MonitorService<S> {
+    inner: S,
+    monitor: Monitor,
+}
+
+struct InFlight(Arc<Inner>);
+
+impl InFlight {
+    fn new(inner: Arc<Inner>) -> Self {
+        inner
+            .requests
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(inner)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // Also runs when the client goes away and the future is dropped unfinished.
+        self.0
+            .requests
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+struct State {
+    start: Instant,
+    route: Arc<RouteSeries>,
+    method: Method,
+    uri: Uri,
+    scope: Arc<RequestScope>,
+    in_flight: InFlight,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MonitorService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let start = Instant::now();
+        let inner = &self.monitor.inner;
+        let route = inner.requests.route(
+            req.extensions()
+                .get::<MatchedPath>()
+                .map_or(UNMATCHED, MatchedPath::as_str),
+        );
+        let scope = Arc::new(RequestScope::new(inner.clone(), route.name.clone()));
+        let state = State {
+            start,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            route,
+            scope: scope.clone(),
+            in_flight: InFlight::new(inner.clone()),
+        };
+        ResponseFuture {
+            inner: with_scope(scope, self.inner.call(req)),
+            state: Some(state),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`MonitorService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<Arc<RequestScope>, F>,
+        state: Option<State>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = ready!(this.inner.poll(cx));
+        if let Some(state) = this.state.take() {
+            match output {
+                Ok(mut res) => {
+                    let status = res.status().as_u16();
+                    if let Some(value) = state.finish(status) {
+                        res.headers_mut()
+                            .append(header::HeaderName::from_static("server-timing"), value);
+                    }
+                    return Poll::Ready(Ok(res));
+                }
+                Err(e) => {
+                    state.finish(500);
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        Poll::Ready(output)
+    }
+}
+
+impl State {
+    /// Records the request; returns the `Server-Timing` value when enabled.
+    fn finish(self, status: u16) -> Option<HeaderValue> {
+        let elapsed = self.start.elapsed();
+        let monitor = &self.in_flight.0;
+        monitor
+            .requests
+            .record(&self.route, &self.method, status, elapsed);
+        let data = self.scope.take();
+        if data.queries > 0 {
+            monitor
+                .queries
+                .finish_request(&self.route.name, self.method.as_str(), &data);
+        }
+        if elapsed >= monitor.requests.slow_threshold {
+            tracing::warn!(
+                target: "perf_rt::monitor",
+                route = %self.route.name,
+                method = %self.method,
+                path = self.uri.path(),
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                queries = data.queries,
+                "slow request"
+            );
+            monitor.requests.record_slow(slow_request(
+                &self.route.name,
+                self.uri.path(),
+                &self.method,
+                status,
+                elapsed,
+                data.queries,
+            ));
+        }
+        if !monitor.config.server_timing {
+            return None;
+        }
+        let mut value = String::with_capacity(64 + self.route.name.len());
+        let _ = write!(value, "app;dur={:.3}", elapsed.as_secs_f64() * 1000.0);
+        if data.queries > 0 {
+            let _ = write!(
+                value,
+                ", db;dur={:.3};desc=\"{} quer{}\"",
+                data.query_time.as_secs_f64() * 1000.0,
+                data.queries,
+                if data.queries == 1 { "y" } else { "ies" }
+            );
+        }
+        value.push_str(", route;desc=\"");
+        for c in self.route.name.chars() {
+            if c == '"' || c == '\\' {
+                value.push('\\');
+            }
+            value.push(c);
+        }
+        value.push('"');
+        HeaderValue::try_from(value).ok()
+    }
+}
