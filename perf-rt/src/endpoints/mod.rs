@@ -64,6 +64,19 @@ pub fn vitals_script_tag() -> String {
     )
 }
 
+/// Every route of the endpoints (which the monitor leaves untimed).
+pub const ROUTES: &[&str] = &[
+    "/api/performance/metrics",
+    "/api/performance/requests",
+    "/api/performance/queries",
+    "/api/performance/memory",
+    "/api/memory/leaks",
+    "/metrics",
+    "/perf",
+    VITALS_PATH,
+    BEACON_PATH,
+];
+
 const DASHBOARD: &str = include_str!("../monitor/dashboard.html");
 
 pub(crate) fn router(endpoints: Endpoints) -> Router {

@@ -28,6 +28,16 @@ use super::{Inner, Monitor};
 #[derive(Debug, Clone)]
 pub struct MonitorLayer {
     pub(crate) monitor: Monitor,
+    pub(crate) skip: &'static [&'static str],
+}
+
+impl MonitorLayer {
+    /// Leaves the requests of these route templates untimed (the monitoring endpoints,
+    /// a health check polled every second).
+    pub fn skip_routes(mut self, routes: &'static [&'static str]) -> Self {
+        self.skip = routes;
+        self
+    }
 }
 
 impl<S> Layer<S> for MonitorLayer {
@@ -37,6 +47,7 @@ impl<S> Layer<S> for MonitorLayer {
         MonitorService {
             inner,
             monitor: self.monitor.clone(),
+            skip: self.skip,
         }
     }
 }
@@ -46,6 +57,7 @@ impl<S> Layer<S> for MonitorLayer {
 pub struct MonitorService<S> {
     inner: S,
     monitor: Monitor,
+    skip: &'static [&'static str],
 }
 
 struct InFlight(Arc<Inner>);
@@ -94,11 +106,18 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
         let inner = &self.monitor.inner;
-        let route = inner.requests.route(
-            req.extensions()
-                .get::<MatchedPath>()
-                .map_or(UNMATCHED, MatchedPath::as_str),
-        );
+        let matched = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED, MatchedPath::as_str);
+        if self.skip.contains(&matched) {
+            let scope = Arc::new(RequestScope::new(inner.clone(), Arc::from(matched)));
+            return ResponseFuture {
+                inner: with_scope(scope, self.inner.call(req)),
+                state: None,
+            };
+        }
+        let route = inner.requests.route(matched);
         let scope = Arc::new(RequestScope::new(inner.clone(), route.name.clone()));
         let state = State {
             start,

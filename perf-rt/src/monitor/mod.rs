@@ -307,6 +307,7 @@ impl Monitor {
     pub fn layer(&self) -> MonitorLayer {
         MonitorLayer {
             monitor: self.clone(),
+            skip: &[],
         }
     }
 

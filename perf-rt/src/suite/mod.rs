@@ -17,8 +17,8 @@
 //! ```
 //!
 //! With everything enabled, in order from the outside in: response compression; the
-//! monitoring endpoints and the browser-metrics script and beacon (not timed); the
-//! monitor layer timing every route of the application and the embedded assets.
+//! monitor layer timing every route of the application, the embedded assets and the
+//! fallback (but not the monitoring endpoints, the browser-metrics script and beacon).
 
 mod config;
 
@@ -205,14 +205,16 @@ pub async fn init_performance_suite(
         monitor.start_sampler().map_err(SuiteError::Io)?;
         // Sample once now, so the first report has resources to show.
         monitor.sample_now();
+        // The endpoints are merged first and skipped by the layer: layering last also
+        // covers the fallback (unmatched requests), which a later merge would replace.
         router = router
-            .layer(monitor.layer())
             .merge(crate::endpoints::router(crate::endpoints::Endpoints {
                 monitor: monitor.clone(),
                 token: config.monitor_token.clone(),
                 memory: config.memory_profiling,
                 frontend: config.frontend_optimization,
-            }));
+            }))
+            .layer(monitor.layer().skip_routes(crate::endpoints::ROUTES));
         Some(monitor)
     } else {
         None
