@@ -46,10 +46,13 @@ async fn serve() -> Result<(), String> {
         .await
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("Inner Architect listening on http://{local} (database {database})");
-    if suite.monitor().is_some() {
-        println!("Performance dashboard: http://{local}/perf");
-    }
+    // One line: tests and scripts read the address from it and may close the pipe after.
+    let dashboard = if suite.monitor().is_some() {
+        format!("; performance dashboard http://{local}/perf")
+    } else {
+        String::new()
+    };
+    println!("Inner Architect listening on http://{local} (database {database}{dashboard})");
     // The client's address lets the monitoring endpoints tell loopback clients apart and
     // the browser-metrics endpoint rate-limit per client.
     axum::serve(

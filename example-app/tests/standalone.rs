@@ -273,3 +273,128 @@ fn a_browser_runs_the_modules_through_the_import_map() {
         "dates not localised:\n{dom}"
     );
 }
+
+/// The overview report, from loopback (allowed without a token).
+fn overview(app: &App) -> serde_json::Value {
+    let res = client()
+        .get(format!("http://{}/api/performance/metrics", app.addr))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    serde_json::from_slice(&res.bytes().unwrap()).unwrap()
+}
+
+#[test]
+fn a_browser_sends_its_page_metrics_to_the_monitor() {
+    let app = start();
+    let chromium = std::env::var("PERF_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let profile = tempfile::tempdir().unwrap();
+    // The fragment makes the script send its beacon a second after load: a headless
+    // browser that dumps the DOM exits without a pagehide.
+    let out = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("http://{}/#perf-vitals-flush", app.addr))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {chromium} (install Debian's chromium, or set PERF_TEST_CHROMIUM): {e}"
+            )
+        });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut report = overview(&app);
+    for _ in 0..50 {
+        if report["client"]["accepted"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        report = overview(&app);
+    }
+    let client = &report["client"];
+    assert_eq!(client["accepted"], 1, "{client:#}");
+    assert_eq!(client["rejected"], 0, "{client:#}");
+    // The script read the route template from the page's Server-Timing header.
+    let home = &client["routes"]["/"];
+    for metric in ["FCP", "LCP", "TTFB"] {
+        assert_eq!(home[metric]["count"], 1, "{metric} missing: {client:#}");
+        let p50 = home[metric]["p50"].as_f64().unwrap();
+        assert!((0.0..60_000.0).contains(&p50), "{metric} = {p50}");
+    }
+    assert!(home["LCP"]["p50"].as_f64() >= home["FCP"]["p50"].as_f64().map(|f| f * 0.99));
+    // The page's own requests were timed by route, with their queries.
+    let routes = report["routes"].as_array().unwrap();
+    assert!(routes.iter().any(|r| r["route"] == "/" && r["status"] == "2xx"));
+    assert!(routes.iter().any(|r| r["route"] == "/static/{*path}"));
+}
+
+#[test]
+fn the_suite_serves_its_endpoints_and_compresses_pages() {
+    let app = start();
+    let c = client();
+    let base = format!("http://{}", app.addr);
+    let res = c
+        .get(format!("{base}/"))
+        .header("accept-encoding", "br")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-encoding"], "br");
+    let timing = res.headers()["server-timing"].to_str().unwrap().to_owned();
+    assert!(timing.contains("route;desc=\"/\""), "{timing}");
+    for path in ["/perf", "/metrics", "/api/performance/queries", "/api/performance/memory", "/api/memory/leaks"] {
+        assert_eq!(c.get(format!("{base}{path}")).send().unwrap().status(), 200, "{path}");
+    }
+    // Queries of the page were timed by fingerprint.
+    let queries: serde_json::Value =
+        serde_json::from_slice(&c.get(format!("{base}/api/performance/queries")).send().unwrap().bytes().unwrap()).unwrap();
+    assert!(
+        queries["fingerprints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["sql"].as_str().unwrap().starts_with("select id, title, mood")),
+        "{queries:#}"
+    );
+    // The memory report sees the tracking allocator the binary installs.
+    let memory: serde_json::Value =
+        serde_json::from_slice(&c.get(format!("{base}/api/performance/memory")).send().unwrap().bytes().unwrap()).unwrap();
+    assert_eq!(memory["allocator_installed"], true, "{memory:#}");
+    // The script is served from the binary, versioned.
+    let page = c.get(format!("{base}/about")).send().unwrap().text().unwrap();
+    let src = page
+        .split("src=\"/_perf/vitals.js?v=")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the vitals script tag");
+    let res = c
+        .get(format!("{base}/_perf/vitals.js?v={src}"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_example-app"))
+        .current_dir(dir.path())
+        .env("PORT", "0")
+        .env("PERF_MONITORING", "perhaps")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PERF_MONITORING=\"perhaps\""), "{stderr}");
+}
