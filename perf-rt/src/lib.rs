@@ -9,6 +9,8 @@
 //!   snapshots, leak detection, a timeline and `#[profile_memory]`.
 //! - [`cache`]: the query cache (memory tier, Redis tier, tag invalidation,
 //!   `#[optimize_query]`).
+//! - [`monitor`]: the performance monitor, with browser metrics (Core Web Vitals) sent by
+//!   a small script of our own.
 //!
 //! The generated asset manifest is brought in once, at the crate root, with
 //! [`include_assets!`]:
@@ -31,3 +33,6 @@ pub mod codegen;
 
 #[cfg(feature = "memory")]
 pub mod memory;
+
+#[cfg(feature = "monitor")]
+pub mod monitor;
