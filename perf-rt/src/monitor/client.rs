@@ -188,7 +188,11 @@ impl Series {
 
     fn record(&mut self, metric: &str, value: f64) {
         let (_, scale, _) = bounds(metric);
-        self.histogram.saturating_record((value * scale).round() as u64);
+        let scaled = (value * scale).round() as u64;
+        // `record` grows the histogram; `saturating_record` would clamp to its current range.
+        if self.histogram.record(scaled).is_err() {
+            self.histogram.saturating_record(scaled);
+        }
         self.max = self.max.max(value);
     }
 
