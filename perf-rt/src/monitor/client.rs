@@ -129,7 +129,10 @@ impl fmt::Display for BeaconError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { len, max } => {
-                write!(f, "beacon of {len} bytes is larger than the limit of {max} bytes")
+                write!(
+                    f,
+                    "beacon of {len} bytes is larger than the limit of {max} bytes"
+                )
             }
             Self::Malformed(why) => write!(f, "malformed beacon: {why}"),
             Self::UnknownMetric(name) => write!(
@@ -183,7 +186,10 @@ impl Series {
         let mut histogram = Histogram::new_with_bounds(low, 2 * low, 3)
             .expect("constant histogram bounds are valid");
         histogram.auto(true);
-        Self { histogram, max: 0.0 }
+        Self {
+            histogram,
+            max: 0.0,
+        }
     }
 
     fn record(&mut self, metric: &str, value: f64) {
@@ -426,7 +432,10 @@ impl ClientMetrics {
     ) -> Result<usize, BeaconError> {
         let result = self.check_and_record(now, peer, body, known_route);
         if let Err(error) = &result {
-            match REJECTIONS.iter().position(|reason| *reason == error.reason()) {
+            match REJECTIONS
+                .iter()
+                .position(|reason| *reason == error.reason())
+            {
                 Some(index) => self.rejected[index].fetch_add(1, Ordering::Relaxed),
                 None => self.rate_limited.fetch_add(1, Ordering::Relaxed),
             };
@@ -627,19 +636,59 @@ mod tests {
             (b"not json", 400, "malformed"),
             (br#"{"route":"/","metrics":{}}"#, 400, "malformed"),
             (br#"{"route":"/"}"#, 400, "malformed"),
-            (br#"{"route":"/","metrics":{"LCP":1},"x":1}"#, 400, "malformed"),
+            (
+                br#"{"route":"/","metrics":{"LCP":1},"x":1}"#,
+                400,
+                "malformed",
+            ),
             (br#"{"route":"/","metrics":{"LCP":"1"}}"#, 400, "malformed"),
-            (br#"{"route":"/","metrics":{"LCP":1e999}}"#, 400, "malformed"),
-            (br#"{"route":"/","metrics":{"LCP":1,"FID":2}}"#, 422, "unknown_metric"),
-            (br#"{"route":"/","metrics":{"lcp":1}}"#, 422, "unknown_metric"),
-            (br#"{"route":"/","metrics":{"LCP":1,"CLS":-0.1}}"#, 422, "out_of_range"),
-            (br#"{"route":"/","metrics":{"LCP":1,"CLS":51}}"#, 422, "out_of_range"),
-            (br#"{"route":"/","metrics":{"LCP":120001}}"#, 422, "out_of_range"),
-            (br#"{"route":"/","metrics":{"INP":60001}}"#, 422, "out_of_range"),
+            (
+                br#"{"route":"/","metrics":{"LCP":1e999}}"#,
+                400,
+                "malformed",
+            ),
+            (
+                br#"{"route":"/","metrics":{"LCP":1,"FID":2}}"#,
+                422,
+                "unknown_metric",
+            ),
+            (
+                br#"{"route":"/","metrics":{"lcp":1}}"#,
+                422,
+                "unknown_metric",
+            ),
+            (
+                br#"{"route":"/","metrics":{"LCP":1,"CLS":-0.1}}"#,
+                422,
+                "out_of_range",
+            ),
+            (
+                br#"{"route":"/","metrics":{"LCP":1,"CLS":51}}"#,
+                422,
+                "out_of_range",
+            ),
+            (
+                br#"{"route":"/","metrics":{"LCP":120001}}"#,
+                422,
+                "out_of_range",
+            ),
+            (
+                br#"{"route":"/","metrics":{"INP":60001}}"#,
+                422,
+                "out_of_range",
+            ),
             (br#"{"route":"r","metrics":{"LCP":1}}"#, 422, "bad_route"),
             (br#"{"route":7,"metrics":{"LCP":1}}"#, 422, "bad_route"),
-            (br#"{"route":"/a\nb","metrics":{"LCP":1}}"#, 422, "bad_route"),
-            (br#"{"route":"(other)","metrics":{"LCP":1}}"#, 422, "bad_route"),
+            (
+                br#"{"route":"/a\nb","metrics":{"LCP":1}}"#,
+                422,
+                "bad_route",
+            ),
+            (
+                br#"{"route":"(other)","metrics":{"LCP":1}}"#,
+                422,
+                "bad_route",
+            ),
         ];
         for (body, status, reason) in cases {
             let error = m.ingest(ip(2), body, &any).unwrap_err();
@@ -648,7 +697,10 @@ mod tests {
             assert_eq!(error.reason(), *reason, "{text}: {error}");
             assert!(!error.to_string().is_empty());
         }
-        let long = format!(r#"{{"route":"/{}","metrics":{{"LCP":1}}}}"#, "a".repeat(200));
+        let long = format!(
+            r#"{{"route":"/{}","metrics":{{"LCP":1}}}}"#,
+            "a".repeat(200)
+        );
         assert_eq!(
             m.ingest(ip(2), long.as_bytes(), &any),
             Err(BeaconError::BadRoute)
