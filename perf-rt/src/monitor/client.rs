@@ -531,9 +531,12 @@ impl ClientMetrics {
     }
 }
 
+/// A checked beacon: its route and its values.
+type Checked = (String, Vec<(&'static str, f64)>);
+
 /// Parses and validates a whole beacon: the route and every value, before anything is
 /// recorded.
-fn parse(body: &[u8]) -> Result<(String, Vec<(&'static str, f64)>), BeaconError> {
+fn parse(body: &[u8]) -> Result<Checked, BeaconError> {
     let beacon: Beacon =
         serde_json::from_slice(body).map_err(|e| BeaconError::Malformed(e.to_string()))?;
     let route = match beacon.route {
