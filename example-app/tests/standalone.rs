@@ -312,7 +312,11 @@ fn a_browser_sends_its_page_metrics_to_the_monitor() {
                 "cannot run {chromium} (install Debian's chromium, or set PERF_TEST_CHROMIUM): {e}"
             )
         });
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut report = overview(&app);
     for _ in 0..50 {
         if report["client"]["accepted"].as_u64().unwrap_or(0) > 0 {
@@ -322,19 +326,27 @@ fn a_browser_sends_its_page_metrics_to_the_monitor() {
         report = overview(&app);
     }
     let client = &report["client"];
-    assert_eq!(client["accepted"], 1, "{client:#}");
+    // One beacon in flush mode, and maybe a second one on exit if values changed.
+    assert!(client["accepted"].as_u64().unwrap() >= 1, "{client:#}");
     assert_eq!(client["rejected"], 0, "{client:#}");
     // The script read the route template from the page's Server-Timing header.
     let home = &client["routes"]["/"];
     for metric in ["FCP", "LCP", "TTFB"] {
-        assert_eq!(home[metric]["count"], 1, "{metric} missing: {client:#}");
+        assert!(
+            home[metric]["count"].as_u64().unwrap_or(0) >= 1,
+            "{metric} missing: {client:#}"
+        );
         let p50 = home[metric]["p50"].as_f64().unwrap();
         assert!((0.0..60_000.0).contains(&p50), "{metric} = {p50}");
     }
     assert!(home["LCP"]["p50"].as_f64() >= home["FCP"]["p50"].as_f64().map(|f| f * 0.99));
     // The page's own requests were timed by route, with their queries.
     let routes = report["routes"].as_array().unwrap();
-    assert!(routes.iter().any(|r| r["route"] == "/" && r["status"] == "2xx"));
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["route"] == "/" && r["status"] == "2xx")
+    );
     assert!(routes.iter().any(|r| r["route"] == "/static/{*path}"));
 }
 
@@ -352,26 +364,56 @@ fn the_suite_serves_its_endpoints_and_compresses_pages() {
     assert_eq!(res.headers()["content-encoding"], "br");
     let timing = res.headers()["server-timing"].to_str().unwrap().to_owned();
     assert!(timing.contains("route;desc=\"/\""), "{timing}");
-    for path in ["/perf", "/metrics", "/api/performance/queries", "/api/performance/memory", "/api/memory/leaks"] {
-        assert_eq!(c.get(format!("{base}{path}")).send().unwrap().status(), 200, "{path}");
+    for path in [
+        "/perf",
+        "/metrics",
+        "/api/performance/queries",
+        "/api/performance/memory",
+        "/api/memory/leaks",
+    ] {
+        assert_eq!(
+            c.get(format!("{base}{path}")).send().unwrap().status(),
+            200,
+            "{path}"
+        );
     }
     // Queries of the page were timed by fingerprint.
-    let queries: serde_json::Value =
-        serde_json::from_slice(&c.get(format!("{base}/api/performance/queries")).send().unwrap().bytes().unwrap()).unwrap();
+    let queries: serde_json::Value = serde_json::from_slice(
+        &c.get(format!("{base}/api/performance/queries"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(
         queries["fingerprints"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["sql"].as_str().unwrap().starts_with("select id, title, mood")),
+            .any(|f| f["sql"]
+                .as_str()
+                .unwrap()
+                .starts_with("select id, title, mood")),
         "{queries:#}"
     );
     // The memory report sees the tracking allocator the binary installs.
-    let memory: serde_json::Value =
-        serde_json::from_slice(&c.get(format!("{base}/api/performance/memory")).send().unwrap().bytes().unwrap()).unwrap();
+    let memory: serde_json::Value = serde_json::from_slice(
+        &c.get(format!("{base}/api/performance/memory"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(memory["allocator_installed"], true, "{memory:#}");
     // The script is served from the binary, versioned.
-    let page = c.get(format!("{base}/about")).send().unwrap().text().unwrap();
+    let page = c
+        .get(format!("{base}/about"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     let src = page
         .split("src=\"/_perf/vitals.js?v=")
         .nth(1)
@@ -382,7 +424,12 @@ fn the_suite_serves_its_endpoints_and_compresses_pages() {
         .send()
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(
+        res.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
 }
 
 #[test]

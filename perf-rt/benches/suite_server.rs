@@ -39,23 +39,26 @@ fn routes() -> Router {
     Router::new()
         .route(
             "/hello/{name}",
-            get(|axum::extract::Path(name): axum::extract::Path<String>| async move {
-                format!("Hello, {name}!")
-            }),
+            get(
+                |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                    format!("Hello, {name}!")
+                },
+            ),
         )
         .route("/page", get(|| async { Html(page()) }))
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let mode = args.first().map_or("bare", String::as_str).to_owned();
     let port = args.get(1).map_or("18090", String::as_str).to_owned();
     let app = match mode.as_str() {
         "bare" => routes(),
-        "tower-compression" => {
-            routes().layer(tower_http::compression::CompressionLayer::new())
-        }
+        "tower-compression" => routes().layer(tower_http::compression::CompressionLayer::new()),
         "perf-compression" => routes().layer(perf_rt::compression::layer()),
         "suite" => {
             let mut config = perf_rt::Config::from_env().expect("PERF_* settings");
@@ -72,7 +75,10 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
         .await
         .expect("the port is free");
-    println!("{mode} listening on {}", listener.local_addr().expect("bound"));
+    println!(
+        "{mode} listening on {}",
+        listener.local_addr().expect("bound")
+    );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -274,48 +274,46 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
     out.family(
         "perf_browser_metric",
         "gauge",
-        "Browser metrics by route: LCP, FCP, INP and TTFB in seconds, CLS unitless.",
+        "Browser metrics by route and percentile: LCP, FCP, INP and TTFB in seconds, CLS unitless.",
     );
     for (route, metrics) in &client.routes {
-        for (metric, s) in metrics {
+        for (metric, m) in metrics {
             let scale = if metric == "CLS" { 1.0 } else { 1e-3 };
-            for (q, v) in [
-                ("0.5", s.p50),
-                ("0.75", s.p75),
-                ("0.9", s.p90),
-                ("0.99", s.p99),
-            ] {
+            for (p, v) in [("50", m.p50), ("75", m.p75), ("90", m.p90), ("99", m.p99)] {
                 out.sample(
                     "perf_browser_metric",
-                    &[("route", route), ("metric", metric), ("quantile", q)],
+                    &[("route", route), ("metric", metric), ("percentile", p)],
                     v * scale,
                 );
             }
         }
     }
+    out.family(
+        "perf_browser_metric_samples_total",
+        "counter",
+        "Browser metric values received, by route and metric.",
+    );
+    for (route, metrics) in &client.routes {
+        for (metric, m) in metrics {
+            out.sample(
+                "perf_browser_metric_samples_total",
+                &[("route", route), ("metric", metric)],
+                m.count as f64,
+            );
+        }
+    }
 
     let metrics = inner.metrics.report();
     out.family(
-        "perf_app_metric_sum",
-        "gauge",
-        "Sum of the values given to track_metric, by metric name and tags.",
+        "perf_app_metric",
+        "summary",
+        "Values given to track_metric (sum and count), by metric name and tags.",
     );
     for (name, series) in &metrics {
         for s in series {
             let mut labels: Vec<(&str, &str)> = vec![("name", name)];
             labels.extend(s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             out.sample("perf_app_metric_sum", &labels, s.stat.sum);
-        }
-    }
-    out.family(
-        "perf_app_metric_count",
-        "gauge",
-        "Number of values given to track_metric, by metric name and tags.",
-    );
-    for (name, series) in &metrics {
-        for s in series {
-            let mut labels: Vec<(&str, &str)> = vec![("name", name)];
-            labels.extend(s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             out.sample("perf_app_metric_count", &labels, s.stat.count as f64);
         }
     }

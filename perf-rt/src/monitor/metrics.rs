@@ -120,7 +120,12 @@ impl CustomMetrics {
             return Err(MetricError::InvalidName(name.into()));
         }
         for (k, v) in tags {
-            if !valid_name(k, false) || k.starts_with("__") || v.len() > 100 {
+            // `name` and `quantile` are the exporter's own labels.
+            if !valid_name(k, false)
+                || k.starts_with("__")
+                || matches!(*k, "name" | "quantile")
+                || v.len() > 100
+            {
                 return Err(MetricError::InvalidName((*k).into()));
             }
         }
