@@ -104,6 +104,8 @@ pub fn normalize_sql(sql: &str) -> String {
                 }
                 let end = i + 1;
                 push(&mut out, &mut pending_space, &sql[i..end]);
+                // One form for `a,b` and `a, b`.
+                pending_space = c == b',';
                 i = end;
             }
         }
