@@ -273,7 +273,7 @@ impl Monitor {
                     config.max_metric_names,
                     config.max_series_per_metric,
                 ),
-                client: ClientMetrics::new(config.client.clone()),
+                client: ClientMetrics::new(config.client),
                 timeline: Mutex::new(VecDeque::new()),
                 resources: Mutex::new((resources::Sampler::default(), None)),
                 #[cfg(feature = "cache")]
@@ -561,8 +561,10 @@ mod tests {
 
     #[test]
     fn sampling_appends_bounded_timeline_points() {
-        let mut config = MonitorConfig::default();
-        config.timeline_points = 3;
+        let config = MonitorConfig {
+            timeline_points: 3,
+            ..Default::default()
+        };
         let m = Monitor::new(config);
         for _ in 0..5 {
             m.sample_now();

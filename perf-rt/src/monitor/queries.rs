@@ -83,11 +83,14 @@ struct Series {
     timings: Timings,
 }
 
+/// Raw statement → (fingerprint, normalised statement).
+type Normalized = HashMap<Box<str>, (u64, Arc<str>)>;
+
 #[derive(Debug)]
 pub(crate) struct QueryStats {
     by_fingerprint: Mutex<HashMap<u64, Series>>,
     /// Normalising costs about a microsecond; statements repeat, so remember them.
-    normalized: Mutex<HashMap<Box<str>, (u64, Arc<str>)>>,
+    normalized: Mutex<Normalized>,
     max_fingerprints: usize,
     total: AtomicU64,
     slow_threshold: Duration,
