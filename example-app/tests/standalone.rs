@@ -223,16 +223,12 @@ fn two_instances_sharing_a_database_and_redis_act_as_one_site() {
     }
 }
 
-/// The page in a real headless Chromium: the entry module loads by its hashed URL with
-/// its integrity, its imports resolve through the import map, and the chart module
-/// arrives through a dynamic import. Chromium is required (`.ci/run` installs Debian's
-/// package); `PERF_TEST_CHROMIUM` names another binary.
-#[test]
-fn a_browser_runs_the_modules_through_the_import_map() {
-    let app = start();
+/// Loads `url` in a headless Chromium (a fresh profile, 5 s of virtual time) and returns
+/// what it printed: the DOM after the scripts ran.
+fn chromium_dump_dom(url: &str) -> std::process::Output {
     let chromium = std::env::var("PERF_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(&chromium)
+    Command::new(&chromium)
         .args([
             "--headless",
             "--no-sandbox",
@@ -246,13 +242,23 @@ fn a_browser_runs_the_modules_through_the_import_map() {
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://{}/", app.addr))
+        .arg(url)
         .output()
         .unwrap_or_else(|e| {
             panic!(
                 "cannot run {chromium} (install Debian's chromium, or set PERF_TEST_CHROMIUM): {e}"
             )
-        });
+        })
+}
+
+/// The page in a real headless Chromium: the entry module loads by its hashed URL with
+/// its integrity, its imports resolve through the import map, and the chart module
+/// arrives through a dynamic import. Chromium is required (`.ci/run` installs Debian's
+/// package); `PERF_TEST_CHROMIUM` names another binary.
+#[test]
+fn a_browser_runs_the_modules_through_the_import_map() {
+    let app = start();
+    let out = chromium_dump_dom(&format!("http://{}/", app.addr));
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
         dom.contains("data-app-ready=\"true\""),
@@ -287,31 +293,7 @@ fn overview(app: &App) -> serde_json::Value {
 #[test]
 fn a_browser_sends_its_page_metrics_to_the_monitor() {
     let app = start();
-    let chromium = std::env::var("PERF_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let profile = tempfile::tempdir().unwrap();
-    // The fragment makes the script send its beacon a second after load: a headless
-    // browser that dumps the DOM exits without a pagehide.
-    let out = Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://{}/#perf-vitals-flush", app.addr))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {chromium} (install Debian's chromium, or set PERF_TEST_CHROMIUM): {e}"
-            )
-        });
+    let out = chromium_dump_dom(&format!("http://{}/#perf-vitals-flush", app.addr));
     assert!(
         out.status.success(),
         "{}",

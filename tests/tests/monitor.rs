@@ -347,9 +347,6 @@ fn a_query_repeated_within_one_request_is_flagged_as_n_plus_one() {
         .unwrap();
     assert_eq!(by_id["count"], 8);
     assert_eq!(by_id["fingerprint"].as_str().unwrap().len(), 16);
-
-    // Queries outside any request still count, without an N+1 verdict.
-    perf_rt::monitor::track_query("SELECT 1", Duration::from_millis(1));
 }
 
 fn promtool_check(text: &str) {

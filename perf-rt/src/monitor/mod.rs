@@ -522,10 +522,14 @@ impl Monitor {
 /// (else nowhere). For database layers without a hook of ours; see also
 /// [`time_queries`](crate::monitor::time_queries) for rusqlite.
 pub fn track_query(sql: &str, duration: Duration) {
-    if let Some(m) = scope::current_monitor() {
-        m.track_query(sql, duration);
-    } else if let Some(m) = Monitor::global() {
-        m.track_query(sql, duration);
+    // One scope lookup: the request's scope knows its monitor.
+    match RequestScope::current() {
+        Some(scope) => scope.monitor.queries.record(sql, duration, Some(&scope)),
+        None => {
+            if let Some(m) = Monitor::global() {
+                m.inner.queries.record(sql, duration, None);
+            }
+        }
     }
 }
 
