@@ -293,6 +293,8 @@ fn overview(app: &App) -> serde_json::Value {
 #[test]
 fn a_browser_sends_its_page_metrics_to_the_monitor() {
     let app = start();
+    // The fragment makes the script send its beacon once LCP is in: a headless browser
+    // that dumps the DOM may exit before it paints.
     let out = chromium_dump_dom(&format!("http://{}/#perf-vitals-flush", app.addr));
     assert!(
         out.status.success(),
