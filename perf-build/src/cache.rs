@@ -8,11 +8,14 @@ use sha2::{Digest, Sha256};
 
 use crate::hash::hex;
 
-/// Bumped whenever a stage's output format or behaviour changes.
+/// Bumped whenever a stage's output format or behaviour changes; with the exact versions
+/// and features of every crate compiled into perf-build (recorded by its build script from
+/// the resolved dependency graph), so an entry made by other versions is never used.
 const FORMAT: &str = concat!(
     "perf-build ",
     env!("CARGO_PKG_VERSION"),
-    " swc_core 83.0.0 lightningcss 1.0.0-alpha.72 v1"
+    " v2;",
+    env!("PERF_BUILD_DEPENDENCIES")
 );
 
 /// A cache directory, or none (every lookup misses).
@@ -87,5 +90,25 @@ mod tests {
         cache.put(&k, b"out");
         assert_eq!(cache.get(&k).as_deref(), Some(&b"out"[..]));
         assert_eq!(Cache::new(None).get(&k), None);
+    }
+
+    #[test]
+    fn keys_name_the_crates_compiled_in() {
+        // Caret dependencies that `cargo update` moves without a word in our manifest:
+        // each must be part of every key, at the version this build compiled.
+        for krate in [
+            "swc_ecma_minifier ",
+            "swc_ecma_parser ",
+            "lightningcss 1.0.0-alpha.72 ",
+            "browserslist-data ",
+            "browserslist-rs ",
+            "brotli ",
+        ] {
+            assert!(
+                FORMAT.split(';').any(|l| l.starts_with(krate)),
+                "{krate} missing from the cache format:\n{FORMAT}"
+            );
+        }
+        assert!(!FORMAT.contains("unresolved build"), "{FORMAT}");
     }
 }

@@ -150,6 +150,20 @@ fn as_string(v: &Value, from_env: bool, key: &str) -> Result<String, Error> {
     }
 }
 
+/// Checks a URL prefix (a trailing `/` is dropped); `origin` names where it came from.
+pub fn url_prefix(prefix: &str, origin: impl FnOnce() -> String) -> Result<String, Error> {
+    let p = prefix.trim_end_matches('/');
+    if !(p.is_empty() || p.starts_with('/')) || p.contains(['?', '#', ' ', '\\']) {
+        return Err(Error::Config {
+            source_of_value: origin(),
+            message: format!(
+                "`{p}` is not a URL path prefix: write it like \"/static\" (or \"\" for the root)"
+            ),
+        });
+    }
+    Ok(p.to_string())
+}
+
 impl Config {
     /// Applies one source over the current settings.
     fn apply(&mut self, source: &dyn Source, from_env: bool) -> Result<(), Error> {
@@ -161,17 +175,8 @@ impl Config {
             match *key {
                 "static-dir" => self.static_dir = as_string(&value, from_env, key)?.into(),
                 "url-prefix" => {
-                    let p = as_string(&value, from_env, key)?;
-                    let p = p.trim_end_matches('/');
-                    if !(p.is_empty() || p.starts_with('/')) || p.contains(['?', '#', ' ']) {
-                        return Err(Error::Config {
-                            source_of_value: origin(from_env, key),
-                            message: format!(
-                                "`{p}` is not a URL path prefix: write it like \"/static\" (or \"\" for the root)"
-                            ),
-                        });
-                    }
-                    self.url_prefix = p.to_string();
+                    self.url_prefix =
+                        url_prefix(&as_string(&value, from_env, key)?, || origin(from_env, key))?
                 }
                 "source-maps" => self.source_maps = as_bool(&value, from_env, key)?,
                 "minify" => self.minify = as_bool(&value, from_env, key)?,

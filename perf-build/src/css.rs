@@ -1,9 +1,10 @@
-//! CSS: lightningcss parses, minifies for the browser targets and prints. Every `url()`
-//! and `@import` is left as a placeholder with its location, so the output does not
-//! depend on other files' hashes and can be cached on its own; [`crate::refs`] fills
-//! the placeholders in once every referenced asset is hashed.
+//! CSS: lightningcss parses, lowers and prefixes for the browser targets, and prints
+//! (minified or not). Every `url()` and `@import` is left as a placeholder with its
+//! location, so the output does not depend on other files' hashes and can be cached on its
+//! own; [`crate::finish`] fills the placeholders in once every referenced asset is hashed.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use lightningcss::dependencies::{Dependency, DependencyOptions};
 use lightningcss::printer::PrinterOptions;
@@ -11,26 +12,108 @@ use lightningcss::stylesheet::{MinifyOptions, ParserOptions, StyleSheet};
 use lightningcss::targets::{Browsers, Targets};
 
 use crate::Error;
-use crate::transform::{Reference, Transformed};
+use crate::config::Config;
+use crate::discover::Input;
+use crate::transform::{
+    AssetKind, Embed, MapComment, Piece, Reference, SourceMap, Transformed, text,
+};
 
-/// Resolves browserslist queries into lightningcss targets.
-pub fn targets(queries: &[String]) -> Result<Targets, Error> {
-    let browsers = Browsers::from_browserslist(queries).map_err(|e| Error::Config {
-        source_of_value: "Cargo.toml [package.metadata.perf] targets".into(),
-        message: format!("{e}: write a browserslist query such as \"defaults\""),
-    })?;
-    Ok(Targets::from(browsers))
+/// Stylesheets: `.css`.
+pub struct Css {
+    queries: Vec<String>,
+    minify: bool,
+    source_maps: bool,
+    // Resolving browserslist queries costs milliseconds: only a build with a stylesheet
+    // pays it, once.
+    targets: OnceLock<Result<(Targets, String), String>>,
 }
 
-/// Minifies (or, with `minify` off, reprints) one stylesheet.
-pub fn transform(
+impl Css {
+    /// The CSS kind for `config`.
+    pub fn new(config: &Config) -> Self {
+        Css {
+            queries: config.targets.clone(),
+            minify: config.minify,
+            source_maps: config.source_maps,
+            targets: OnceLock::new(),
+        }
+    }
+
+    /// The resolved targets, and a description of the browsers they name (for cache keys:
+    /// the same query names other browsers once the browser data is updated).
+    fn targets(&self) -> Result<&(Targets, String), Error> {
+        self.targets
+            .get_or_init(|| {
+                let browsers = Browsers::from_browserslist(&self.queries)
+                    .map_err(|e| format!("{e}: write a browserslist query such as \"defaults\""))?;
+                let described = format!("{browsers:?}");
+                Ok((Targets::from(browsers), described))
+            })
+            .as_ref()
+            .map_err(|message| Error::Config {
+                source_of_value: "Cargo.toml [package.metadata.perf] targets".into(),
+                message: message.clone(),
+            })
+    }
+}
+
+impl AssetKind for Css {
+    fn name(&self) -> &'static str {
+        "css"
+    }
+
+    fn accepts(&self, logical: &str) -> bool {
+        crate::mime::extension(logical).eq_ignore_ascii_case("css")
+    }
+
+    fn options(&self) -> Result<Option<String>, Error> {
+        Ok(Some(format!(
+            "minify={} maps={} targets={}",
+            self.minify,
+            self.source_maps,
+            self.targets()?.1
+        )))
+    }
+
+    fn transform(&self, input: &Input, raw: &[u8]) -> Result<Transformed, Error> {
+        let source = text(raw, |line, column, message| Error::Css {
+            path: input.file.clone(),
+            line,
+            column,
+            message,
+        })?;
+        let (code, refs, map) = transform(
+            &input.file,
+            &input.logical,
+            source,
+            self.targets()?.0,
+            self.minify,
+            self.source_maps,
+        )?;
+        Ok(Transformed::single(Piece {
+            logical: input.logical.clone(),
+            bytes: code.into_bytes(),
+            refs,
+            map: map.map(|json| SourceMap {
+                json,
+                comment: MapComment::Css,
+            }),
+            module: false,
+        }))
+    }
+}
+
+/// Lowers for `targets` and prints one stylesheet, minified or not (as the lightningcss
+/// CLI does: `minify` decides whitespace only, the targets always apply), with its
+/// references and, when asked, its source map.
+fn transform(
     file: &Path,
     logical: &str,
     source: &str,
     targets: Targets,
     minify: bool,
     source_map: bool,
-) -> Result<Transformed, Error> {
+) -> Result<(String, Vec<Reference>, Option<String>), Error> {
     let error = |loc: Option<lightningcss::error::ErrorLocation>, message: String| Error::Css {
         path: file.to_path_buf(),
         line: loc.as_ref().map_or(1, |l| l.line + 1),
@@ -43,14 +126,12 @@ pub fn transform(
     };
     let mut sheet =
         StyleSheet::parse(source, options).map_err(|e| error(e.loc, e.kind.to_string()))?;
-    if minify {
-        sheet
-            .minify(MinifyOptions {
-                targets,
-                ..MinifyOptions::default()
-            })
-            .map_err(|e| error(e.loc, e.kind.to_string()))?;
-    }
+    sheet
+        .minify(MinifyOptions {
+            targets,
+            ..MinifyOptions::default()
+        })
+        .map_err(|e| error(e.loc, e.kind.to_string()))?;
     let mut map = source_map.then(|| {
         let mut m = parcel_sourcemap::SourceMap::new("/");
         let index = m.add_source(logical.rsplit('/').next().unwrap_or(logical));
@@ -74,18 +155,20 @@ pub fn transform(
         .into_iter()
         .map(|d| match d {
             Dependency::Import(d) => Reference {
-                placeholder: d.placeholder,
                 specifier: d.url,
                 line: d.loc.start.line,
                 column: d.loc.start.column,
-                dynamic: false,
+                embed: Embed::CssString {
+                    placeholder: d.placeholder,
+                },
             },
             Dependency::Url(d) => Reference {
-                placeholder: d.placeholder,
                 specifier: d.url,
                 line: d.loc.start.line,
                 column: d.loc.start.column,
-                dynamic: false,
+                embed: Embed::CssString {
+                    placeholder: d.placeholder,
+                },
             },
         })
         .collect();
@@ -96,26 +179,37 @@ pub fn transform(
         ),
         None => None,
     };
-    Ok(Transformed {
-        code: printed.code,
-        refs,
-        map,
-    })
+    Ok((printed.code, refs, map))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn t(src: &str) -> Result<Transformed, Error> {
-        transform(
-            Path::new("static/css/a.css"),
-            "css/a.css",
-            src,
-            targets(&["defaults".into()]).unwrap(),
-            true,
-            false,
-        )
+    #[derive(Debug)]
+    struct Out {
+        code: String,
+        refs: Vec<Reference>,
+    }
+
+    fn t(src: &str) -> Result<Out, Error> {
+        let css = Css::new(&Config::default());
+        let input = Input {
+            logical: "css/a.css".into(),
+            file: "static/css/a.css".into(),
+        };
+        let piece = css.transform(&input, src.as_bytes())?.pieces.remove(0);
+        Ok(Out {
+            code: String::from_utf8(piece.bytes).unwrap(),
+            refs: piece.refs,
+        })
+    }
+
+    fn placeholder(r: &Reference) -> &str {
+        match &r.embed {
+            Embed::CssString { placeholder } => placeholder,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -127,10 +221,10 @@ mod tests {
         assert_eq!(specs, ["base.css", "../img/x.png"]);
         for r in &out.refs {
             assert!(
-                out.code.contains(&r.placeholder),
+                out.code.contains(placeholder(r)),
                 "{} lacks {}",
                 out.code,
-                r.placeholder
+                placeholder(r)
             );
         }
         assert_eq!(
@@ -138,6 +232,28 @@ mod tests {
             (4, 19),
             "points at the URL string"
         );
+    }
+
+    #[test]
+    fn options_name_the_browsers_not_the_query() {
+        let options = |queries: &[&str]| {
+            let config = Config {
+                targets: queries.iter().map(|q| q.to_string()).collect(),
+                ..Config::default()
+            };
+            Css::new(&config).options().unwrap().unwrap()
+        };
+        let defaults = options(&["defaults"]);
+        assert!(!defaults.contains("defaults"), "{defaults}");
+        assert_eq!(defaults, options(&["defaults", "defaults"]));
+        assert_ne!(defaults, options(&["chrome 100"]));
+        let e = Css::new(&Config {
+            targets: vec!["no such browser 3".into()],
+            ..Config::default()
+        })
+        .options()
+        .unwrap_err();
+        assert!(e.to_string().contains("targets"), "{e}");
     }
 
     #[test]

@@ -14,35 +14,64 @@ pub struct Input {
 }
 
 /// Every regular file under `dir`, sorted by logical path. Hidden files and folders
-/// (`.DS_Store`, `.git`) are skipped; symbolic links are followed.
+/// (`.DS_Store`, `.git`) are skipped, except `.well-known/`, which is served; symbolic
+/// links are followed, and a link back to a folder being walked is an error rather than
+/// an endless walk.
 pub fn discover(dir: &Path) -> Result<Vec<Input>, Error> {
     let mut found = Vec::new();
     if dir.is_dir() {
-        walk(dir, "", &mut found)?;
+        walk(dir, "", &mut found, &mut Vec::new())?;
     }
     found.sort();
     Ok(found)
 }
 
-fn walk(dir: &Path, prefix: &str, found: &mut Vec<Input>) -> Result<(), Error> {
+/// Whether a file or folder name is skipped: hidden names, whatever their encoding.
+fn hidden(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.') && name != ".well-known"
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    found: &mut Vec<Input>,
+    ancestors: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    let real = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    if ancestors.contains(&real) {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "symbolic link loop: this folder is {}, which contains it",
+                    real.display()
+                ),
+            ),
+        ));
+    }
+    ancestors.push(real);
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
+        if hidden(&name) {
+            continue;
+        }
         let Some(name) = name.to_str() else {
             return Err(Error::io(
                 entry.path(),
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "file name is not UTF-8"),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "file name is not UTF-8: rename it (asset names become URLs)",
+                ),
             ));
         };
-        if name.starts_with('.') {
-            continue;
-        }
         let path = entry.path();
         let logical = format!("{prefix}{name}");
         let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
         if meta.is_dir() {
-            walk(&path, &format!("{logical}/"), found)?;
+            walk(&path, &format!("{logical}/"), found, ancestors)?;
         } else if meta.is_file() {
             found.push(Input {
                 logical,
@@ -50,6 +79,7 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<Input>) -> Result<(), Error> {
             });
         }
     }
+    ancestors.pop();
     Ok(())
 }
 
@@ -79,5 +109,38 @@ mod tests {
             .collect();
         assert_eq!(found, ["app.css", "js/a.js", "js/lib/b.js"]);
         assert!(discover(&root.join("missing")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn serves_well_known_and_skips_hidden_names_in_any_encoding() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".well-known")).unwrap();
+        std::fs::write(root.join(".well-known/security.txt"), "x").unwrap();
+        std::fs::write(root.join(std::ffi::OsStr::from_bytes(b".hidden-\xff")), "x").unwrap();
+        let found: Vec<String> = discover(root)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.logical)
+            .collect();
+        assert_eq!(found, [".well-known/security.txt"]);
+        std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"bad-\xff.txt")), "x").unwrap();
+        let e = discover(root).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn a_symlink_loop_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/x.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("a/b/loop")).unwrap();
+        let e = discover(root).unwrap_err().to_string();
+        assert!(
+            e.contains("symbolic link loop") && e.contains("loop"),
+            "{e}"
+        );
     }
 }

@@ -67,6 +67,21 @@ pub enum Error {
         /// The logical paths in the cycle.
         cycle: Vec<String>,
     },
+    /// Two files would be served under one logical name: a vendored `x.js.map` beside the
+    /// map generated for `x.js`, say.
+    #[error(
+        "{}: `{logical}` is also produced from {}; rename or remove one (a generated source map is named after its file plus `.map`)",
+        path.display(),
+        other.display()
+    )]
+    DuplicateAsset {
+        /// One of the two files.
+        path: std::path::PathBuf,
+        /// The other file.
+        other: std::path::PathBuf,
+        /// The logical name they share.
+        logical: String,
+    },
     /// A template calls `asset_url!` with a name that is not an embedded asset.
     #[error(
         "{}:{line}:{column}: asset_url!(\"{name}\") names no embedded asset{}",

@@ -27,16 +27,82 @@ use swc_core::ecma::transforms::base::{fixer::fixer, resolver};
 use swc_core::ecma::visit::{Visit, VisitWith};
 
 use crate::Error;
-use crate::transform::{Reference, Transformed};
+use crate::config::Config;
+use crate::discover::Input;
+use crate::transform::{
+    AssetKind, Embed, MapComment, Piece, Reference, SourceMap as Map, Transformed, text,
+};
+
+/// Scripts and modules: `.js`, `.mjs`.
+pub struct Js {
+    minify: bool,
+    source_maps: bool,
+}
+
+impl Js {
+    /// The JavaScript kind for `config`.
+    pub fn new(config: &Config) -> Self {
+        Js {
+            minify: config.minify,
+            source_maps: config.source_maps,
+        }
+    }
+}
+
+impl AssetKind for Js {
+    fn name(&self) -> &'static str {
+        "js"
+    }
+
+    fn accepts(&self, logical: &str) -> bool {
+        let ext = crate::mime::extension(logical);
+        ext.eq_ignore_ascii_case("js") || ext.eq_ignore_ascii_case("mjs")
+    }
+
+    fn options(&self) -> Result<Option<String>, Error> {
+        Ok(Some(format!(
+            "minify={} maps={}",
+            self.minify, self.source_maps
+        )))
+    }
+
+    fn transform(&self, input: &Input, raw: &[u8]) -> Result<Transformed, Error> {
+        let source = text(raw, |line, column, message| Error::Js {
+            path: input.file.clone(),
+            line,
+            column,
+            message,
+        })?;
+        let (code, refs, map) = transform(
+            &input.file,
+            &input.logical,
+            source,
+            self.minify,
+            self.source_maps,
+        )?;
+        Ok(Transformed::single(Piece {
+            logical: input.logical.clone(),
+            bytes: code.into_bytes(),
+            refs,
+            map: map.map(|json| Map {
+                json,
+                comment: MapComment::Js,
+            }),
+            module: true,
+        }))
+    }
+}
+
+type Output = (String, Vec<Reference>, Option<String>);
 
 /// Minifies (or, with `minify` off, only checks) one script or module.
-pub fn transform(
+fn transform(
     file: &Path,
     logical: &str,
     source: &str,
     minify: bool,
     source_map: bool,
-) -> Result<Transformed, Error> {
+) -> Result<Output, Error> {
     GLOBALS.set(&Globals::new(), || {
         let cm: Lrc<SourceMap> = Default::default();
         // swc's passes report through a scoped handler and panic without one. Ours goes
@@ -55,7 +121,7 @@ fn transform_in(
     source: &str,
     minify: bool,
     source_map: bool,
-) -> Result<Transformed, Error> {
+) -> Result<Output, Error> {
     {
         let fm = cm.new_source_file(
             Lrc::new(FileName::Custom(logical.to_string())),
@@ -106,11 +172,7 @@ fn transform_in(
         let refs = finder.refs;
 
         if !minify {
-            return Ok(Transformed {
-                code: source.to_string(),
-                refs,
-                map: None,
-            });
+            return Ok((source.to_string(), refs, None));
         }
 
         let is_module = program.is_module();
@@ -181,11 +243,7 @@ fn transform_in(
         } else {
             None
         };
-        Ok(Transformed {
-            code: String::from_utf8(code).expect("swc emits UTF-8"),
-            refs,
-            map,
-        })
+        Ok((String::from_utf8(code).expect("swc emits UTF-8"), refs, map))
     }
 }
 
@@ -216,11 +274,14 @@ impl ImportFinder<'_> {
     fn push(&mut self, specifier: String, span: Span, dynamic: bool) {
         let loc = self.cm.lookup_char_pos(span.lo);
         self.refs.push(Reference {
-            placeholder: String::new(),
             specifier,
             line: loc.line as u32,
             column: loc.col_display as u32 + 1,
-            dynamic,
+            embed: if dynamic {
+                Embed::DynamicImport
+            } else {
+                Embed::Import
+            },
         });
     }
 }
@@ -255,8 +316,20 @@ impl Visit for ImportFinder<'_> {
 mod tests {
     use super::*;
 
-    fn t(name: &str, src: &str) -> Result<Transformed, Error> {
-        transform(Path::new(name), name, src, true, false)
+    #[derive(Debug)]
+    struct Out {
+        code: String,
+        refs: Vec<Reference>,
+        map: Option<String>,
+    }
+
+    fn run(name: &str, src: &str, maps: bool) -> Result<Out, Error> {
+        let (code, refs, map) = transform(Path::new(name), name, src, true, maps)?;
+        Ok(Out { code, refs, map })
+    }
+
+    fn t(name: &str, src: &str) -> Result<Out, Error> {
+        run(name, src, false)
     }
 
     #[test]
@@ -307,14 +380,7 @@ mod tests {
 
     #[test]
     fn source_maps_point_back() {
-        let out = transform(
-            Path::new("a.js"),
-            "js/a.js",
-            "export const x = 1;\n",
-            true,
-            true,
-        )
-        .unwrap();
+        let out = run("js/a.js", "export const x = 1;\n", true).unwrap();
         let map = out.map.unwrap();
         assert!(
             map.contains("\"sources\":[\"a.js\"]") && map.contains("sourcesContent"),

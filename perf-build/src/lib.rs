@@ -35,12 +35,15 @@ mod config;
 mod css;
 mod discover;
 mod error;
+mod finish;
 mod hash;
 mod js;
 mod mime;
+mod other;
 mod pipeline;
 mod refs;
 mod report;
+mod resolve;
 mod transform;
 
 use std::collections::HashSet;
@@ -56,6 +59,17 @@ pub fn run() -> Result<Report, Error> {
     Builder::from_manifest()?.run()
 }
 
+/// Keeps a configuration error for later.
+fn invalid(e: Error) -> (String, String) {
+    match e {
+        Error::Config {
+            source_of_value,
+            message,
+        } => (source_of_value, message),
+        other => (String::new(), other.to_string()),
+    }
+}
+
 /// Configures and runs the pipeline. Setters win over `PERF_BUILD_*` variables, which
 /// win over `[package.metadata.perf]`, which wins over the defaults.
 #[derive(Debug, Clone)]
@@ -65,6 +79,9 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     cargo: bool,
     check_templates: bool,
+    /// The first invalid setting (where it came from, what is wrong), reported by
+    /// [`Builder::run`]: setters cannot fail.
+    invalid: Option<(String, String)>,
 }
 
 impl Default for Builder {
@@ -81,12 +98,23 @@ impl Builder {
         let root = std::env::var_os("CARGO_MANIFEST_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
+        let cargo = std::env::var_os("OUT_DIR").is_some();
+        if cargo {
+            for var in config::ENV_VARS {
+                cargo::rerun_if_env_changed(var);
+            }
+        }
+        let (config, invalid) = match Config::from_env() {
+            Ok(config) => (config, None),
+            Err(e) => (Config::default(), Some(invalid(e))),
+        };
         Builder {
-            config: Config::default(),
+            config,
             root,
             out_dir: std::env::var_os("OUT_DIR").map(PathBuf::from),
-            cargo: std::env::var_os("OUT_DIR").is_some(),
+            cargo,
             check_templates: true,
+            invalid,
         }
     }
 
@@ -97,11 +125,9 @@ impl Builder {
         let manifest = b.root.join("Cargo.toml");
         if b.cargo {
             cargo::rerun_if_changed(&manifest);
-            for var in config::ENV_VARS {
-                cargo::rerun_if_env_changed(var);
-            }
         }
         b.config = Config::from_manifest(&manifest)?;
+        b.invalid = None;
         Ok(b)
     }
 
@@ -111,9 +137,16 @@ impl Builder {
         self
     }
 
-    /// The URL prefix the assets are served under: `/static` (a trailing `/` is dropped).
+    /// The URL prefix the assets are served under: `/static` (a trailing `/` is dropped;
+    /// `""` serves from the root). Anything else, `static` say, is reported by
+    /// [`Builder::run`] as the same value in `[package.metadata.perf]` would be.
     pub fn url_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.config.url_prefix = prefix.into().trim_end_matches('/').to_string();
+        match config::url_prefix(&prefix.into(), || "Builder::url_prefix".to_string()) {
+            Ok(p) => self.config.url_prefix = p,
+            Err(e) => {
+                self.invalid.get_or_insert(invalid(e));
+            }
+        }
         self
     }
 
@@ -213,6 +246,12 @@ impl Builder {
         fallback_cache: Option<&Path>,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<pipeline::Output, Error> {
+        if let Some((source_of_value, message)) = &self.invalid {
+            return Err(Error::Config {
+                source_of_value: source_of_value.clone(),
+                message: message.clone(),
+            });
+        }
         let static_dir = self.root.join(&self.config.static_dir);
         let templates = self.root.join(&self.config.templates_dir);
         if self.cargo {

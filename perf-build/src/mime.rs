@@ -1,12 +1,14 @@
 //! Content types by file extension, and whether a type is worth compressing.
 
+/// The extension of a logical path, as written (`""` without one).
+pub fn extension(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.rsplit_once('.').map_or("", |(_, e)| e)
+}
+
 /// The `Content-Type` for a logical path, with `charset=utf-8` for text.
 pub fn content_type(path: &str) -> &'static str {
-    let ext = path
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
+    match extension(path).to_ascii_lowercase().as_str() {
         "css" => "text/css; charset=utf-8",
         "js" | "mjs" | "cjs" => "text/javascript; charset=utf-8",
         "json" | "map" => "application/json",

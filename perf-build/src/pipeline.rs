@@ -1,5 +1,7 @@
-//! The pipeline: discover → transform (parallel, cached) → resolve references → hash →
-//! precompress (parallel, cached). The only module that knows about rayon.
+//! The pipeline: discover → transform (per kind of asset; parallel, cached) → resolve
+//! references → finish (fill in URLs, hash) → precompress (parallel, cached). It only
+//! orchestrates: each kind of asset is a module behind [`AssetKind`], and each stage a
+//! module of its own. The only module that knows about rayon.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +14,10 @@ use crate::cache::Cache;
 use crate::compress::{self, Variants};
 use crate::config::{Config, Quality};
 use crate::discover::{Input, discover};
-use crate::refs::{self, Lang, Target};
-use crate::transform::Transformed;
-use crate::{Error, css, hash, js, mime};
+use crate::finish::Final;
+use crate::other::Other;
+use crate::transform::{AssetKind, Piece, Transformed};
+use crate::{Error, css, finish, hash, js, mime, resolve};
 
 /// One finished asset.
 #[derive(Debug, Clone)]
@@ -56,44 +59,41 @@ pub struct Output {
     pub elapsed: Duration,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Css,
-    Js,
-    Other,
+/// A piece on its way through the pipeline, with the input it came from.
+pub(crate) struct Unit {
+    /// What the kind produced.
+    pub piece: Piece,
+    /// The source file.
+    pub file: PathBuf,
+    /// Size of the source file.
+    pub raw_len: usize,
 }
 
-fn kind(logical: &str) -> Kind {
-    let ext = logical
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "css" => Kind::Css,
-        "js" | "mjs" => Kind::Js,
-        _ => Kind::Other,
-    }
-}
-
-struct Stage1 {
-    input: Input,
-    kind: Kind,
-    raw: Vec<u8>,
-    transformed: Option<Transformed>,
-}
-
-/// Counts cache hits and misses across threads.
-#[derive(Default)]
-struct Counters {
+/// Counts cache hits and misses, and steps done, across threads.
+struct Progress<'a> {
     hits: AtomicUsize,
     misses: AtomicUsize,
     done: AtomicUsize,
+    report: &'a (dyn Fn(usize, usize) + Sync),
 }
 
-impl Counters {
+impl Progress<'_> {
     fn hit(&self, hit: bool) {
         if hit { &self.hits } else { &self.misses }.fetch_add(1, Ordering::Relaxed);
     }
+
+    fn step(&self, total: usize) {
+        (self.report)(self.done.fetch_add(1, Ordering::Relaxed) + 1, total);
+    }
+}
+
+/// The kinds of asset, tried in order: the first that accepts a file handles it.
+fn kinds(config: &Config) -> Vec<Box<dyn AssetKind>> {
+    vec![
+        Box::new(css::Css::new(config)),
+        Box::new(js::Js::new(config)),
+        Box::new(Other),
+    ]
 }
 
 /// Runs the pipeline over `config.static_dir` (relative to `root`).
@@ -104,366 +104,201 @@ pub fn run(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Output, Error> {
     let started = Instant::now();
-    let static_dir = root.join(&config.static_dir);
-    let inputs = discover(&static_dir)?;
-    let counters = Counters::default();
-    let total = inputs.len();
-    // Resolving browserslist queries costs milliseconds: only a stylesheet that misses
-    // the cache needs it, so an unchanged build never pays.
-    let targets = std::sync::OnceLock::new();
-    let targets = || {
-        targets
-            .get_or_init(|| css::targets(&config.targets).map_err(|e| e.to_string()))
-            .clone()
-            .map_err(|message| Error::Config {
-                source_of_value: "Cargo.toml [package.metadata.perf] targets".into(),
-                message,
-            })
+    let inputs = discover(&root.join(&config.static_dir))?;
+    let progress = Progress {
+        hits: AtomicUsize::new(0),
+        misses: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        report: progress,
     };
-    let options = format!(
-        "minify={} maps={} targets={:?}",
-        config.minify, config.source_maps, config.targets
-    );
+    // Progress counts one step per input, then one per finished asset; until the inputs
+    // are transformed, assume one asset each.
+    let estimate = inputs.len() * 2;
+    let units = transform_all(inputs, &kinds(config), cache, &progress, estimate)?;
+    let graph = resolve::resolve(&units, &config.url_prefix)?;
+    let finals = finish::finish(&units, &graph.links)?;
+    let mut assets = precompress_all(units, finals, graph.imports, config, cache, &progress);
+    assets.sort_by(|a, b| a.logical.cmp(&b.logical));
+    Ok(Output {
+        assets,
+        cache_hits: progress.hits.load(Ordering::Relaxed),
+        cache_misses: progress.misses.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    })
+}
 
-    // 1. Read and transform every file in parallel; each transform is cached by input.
-    let results: Vec<Result<Stage1, Error>> = inputs
+/// Reads and transforms every input in parallel, each transform cached by the input's
+/// bytes and its kind's options; then checks that no two pieces share a logical name.
+fn transform_all(
+    inputs: Vec<Input>,
+    kinds: &[Box<dyn AssetKind>],
+    cache: &Cache,
+    progress: &Progress,
+    steps: usize,
+) -> Result<Vec<Unit>, Error> {
+    let results: Vec<Result<Vec<Unit>, Error>> = inputs
         .into_par_iter()
         .map(|input| {
             let raw = std::fs::read(&input.file).map_err(|e| Error::io(&input.file, e))?;
-            let kind = kind(&input.logical);
-            let transformed = match kind {
-                Kind::Other => None,
-                Kind::Css | Kind::Js => {
-                    let stage = if kind == Kind::Css { "css" } else { "js" };
-                    let key =
-                        Cache::key(stage, &[options.as_bytes(), input.logical.as_bytes(), &raw]);
-                    let cached = cache
-                        .get(&key)
-                        .and_then(|b| serde_json::from_slice::<Transformed>(&b).ok());
-                    counters.hit(cached.is_some());
-                    Some(match cached {
+            let kind = kinds
+                .iter()
+                .find(|k| k.accepts(&input.logical))
+                .expect("the last kind accepts every file");
+            let transformed = match kind.options()? {
+                None => kind.transform(&input, &raw)?,
+                Some(options) => {
+                    let key = Cache::key(
+                        kind.name(),
+                        &[options.as_bytes(), input.logical.as_bytes(), &raw],
+                    );
+                    let cached = cache.get(&key).and_then(|b| Transformed::decode(&b));
+                    progress.hit(cached.is_some());
+                    match cached {
                         Some(t) => t,
                         None => {
-                            let text = std::str::from_utf8(&raw).map_err(|e| {
-                                let before = &raw[..e.valid_up_to()];
-                                let line =
-                                    before.iter().filter(|b| **b == b'\n').count() as u32 + 1;
-                                let column = (before.len()
-                                    - before
-                                        .iter()
-                                        .rposition(|b| *b == b'\n')
-                                        .map_or(0, |p| p + 1))
-                                    as u32
-                                    + 1;
-                                let message = "the file is not valid UTF-8".to_string();
-                                if kind == Kind::Css {
-                                    Error::Css {
-                                        path: input.file.clone(),
-                                        line,
-                                        column,
-                                        message,
-                                    }
-                                } else {
-                                    Error::Js {
-                                        path: input.file.clone(),
-                                        line,
-                                        column,
-                                        message,
-                                    }
-                                }
-                            })?;
-                            let t = if kind == Kind::Css {
-                                css::transform(
-                                    &input.file,
-                                    &input.logical,
-                                    text,
-                                    targets()?,
-                                    config.minify,
-                                    config.source_maps,
-                                )?
-                            } else {
-                                js::transform(
-                                    &input.file,
-                                    &input.logical,
-                                    text,
-                                    config.minify,
-                                    config.source_maps,
-                                )?
-                            };
-                            cache.put(&key, &serde_json::to_vec(&t).expect("serialisable"));
+                            let t = kind.transform(&input, &raw)?;
+                            cache.put(&key, &t.encode());
                             t
                         }
-                    })
+                    }
                 }
             };
-            progress(counters.done.fetch_add(1, Ordering::Relaxed) + 1, total * 2);
-            Ok(Stage1 {
-                input,
-                kind,
-                raw,
-                transformed,
-            })
+            progress.step(steps);
+            Ok(transformed
+                .pieces
+                .into_iter()
+                .map(|piece| Unit {
+                    piece,
+                    file: input.file.clone(),
+                    raw_len: raw.len(),
+                })
+                .collect())
         })
         .collect();
     let mut errors = Vec::new();
-    let mut stage1 = Vec::with_capacity(results.len());
+    let mut units = Vec::with_capacity(results.len());
     for r in results {
         match r {
-            Ok(s) => stage1.push(s),
+            Ok(u) => units.extend(u),
             Err(e) => errors.push(e),
         }
     }
     Error::collect(errors)?;
+    units.sort_by(|a, b| a.piece.logical.cmp(&b.piece.logical));
+    unique_names(&units)?;
+    Ok(units)
+}
 
-    // 2. Resolve references (sequential: it is a few map lookups per reference).
-    let index: HashMap<&str, usize> = stage1
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.input.logical.as_str(), i))
-        .collect();
-    let mut deps: Vec<Vec<(String, usize, String)>> = vec![Vec::new(); stage1.len()];
-    let mut imports: Vec<Vec<String>> = vec![Vec::new(); stage1.len()];
+/// Every piece and generated source map must have a logical name of its own.
+fn unique_names(units: &[Unit]) -> Result<(), Error> {
+    let mut seen: HashMap<String, &Path> = HashMap::new();
     let mut errors = Vec::new();
-    for (i, s) in stage1.iter().enumerate() {
-        let Some(t) = &s.transformed else { continue };
-        let lang = if s.kind == Kind::Css {
-            Lang::Css
-        } else {
-            Lang::Js
-        };
-        for r in &t.refs {
-            match refs::classify(&s.input.logical, &r.specifier, &config.url_prefix, lang) {
-                Target::External => {
-                    if !r.placeholder.is_empty() {
-                        deps[i].push((r.placeholder.clone(), usize::MAX, r.specifier.clone()));
-                    }
-                }
-                Target::Local { logical, suffix } if index.contains_key(logical.as_str()) => {
-                    let target = index[logical.as_str()];
-                    if r.placeholder.is_empty() {
-                        if !r.dynamic && !imports[i].contains(&logical) {
-                            imports[i].push(logical);
-                        }
-                    } else {
-                        deps[i].push((r.placeholder.clone(), target, suffix));
-                    }
-                }
-                Target::Local { logical, .. } => {
-                    let near = refs::closest(&logical, index.keys().copied());
-                    errors.push(Error::MissingReference {
-                        path: s.input.file.clone(),
-                        line: r.line,
-                        column: r.column,
-                        reference: r.specifier.clone(),
-                        hint: near.map(|n| refs::relative(&s.input.logical, n)),
-                    });
-                }
-                Target::Outside => errors.push(Error::MissingReference {
-                    path: s.input.file.clone(),
-                    line: r.line,
-                    column: r.column,
-                    reference: r.specifier.clone(),
-                    hint: None,
-                }),
+    for unit in units {
+        let piece = &unit.piece;
+        let map = piece.map.as_ref().map(|_| format!("{}.map", piece.logical));
+        for logical in std::iter::once(piece.logical.clone()).chain(map) {
+            if let Some(first) = seen.insert(logical.clone(), &unit.file) {
+                errors.push(Error::DuplicateAsset {
+                    path: first.to_path_buf(),
+                    other: unit.file.clone(),
+                    logical,
+                });
             }
         }
     }
-    Error::collect(errors)?;
+    Error::collect(errors)
+}
 
-    // 3. Hash in dependency order: a stylesheet's bytes contain the hashed names of what
-    //    it references, so those are finished first.
-    let mut finals: Vec<Option<Final>> = (0..stage1.len()).map(|_| None).collect();
-    let mut state = vec![Visit::New; stage1.len()];
-    let mut errors = Vec::new();
-    for i in 0..stage1.len() {
-        if let Err(cycle) = finish(i, &stage1, &deps, &mut finals, &mut state, &mut Vec::new()) {
-            errors.push(Error::ImportCycle {
-                path: stage1[cycle[0]].input.file.clone(),
-                cycle: cycle
-                    .iter()
-                    .map(|&c| stage1[c].input.logical.clone())
-                    .collect(),
+/// Hashes, precompresses (in parallel, cached by the bytes) and describes every finished
+/// piece and source map.
+fn precompress_all(
+    units: Vec<Unit>,
+    finals: Vec<Final>,
+    imports: Vec<Vec<String>>,
+    config: &Config,
+    cache: &Cache,
+    progress: &Progress,
+) -> Vec<Built> {
+    let mut jobs = Vec::with_capacity(finals.len());
+    for ((mut fin, unit), imports) in finals.into_iter().zip(units).zip(imports) {
+        if let Some(map) = fin.map.take() {
+            jobs.push(Job {
+                raw_len: map.bytes.len(),
+                fin: *map,
+                source: unit.file.clone(),
+                module: false,
+                imports: Vec::new(),
             });
-            break;
         }
+        jobs.push(Job {
+            fin,
+            source: unit.file,
+            raw_len: unit.raw_len,
+            module: unit.piece.module,
+            imports,
+        });
     }
-    Error::collect(errors)?;
-
-    // 4. Precompress in parallel, cached by the identity bytes.
-    let mut jobs: Vec<(Final, &Stage1, Vec<String>)> = finals
-        .into_iter()
-        .map(|f| f.expect("every asset was finished"))
-        .zip(&stage1)
-        .zip(imports)
-        .map(|((f, s), imp)| (f, s, imp))
-        .collect();
-    // Source maps become assets of their own.
-    let maps: Vec<(Final, &Stage1, Vec<String>)> = jobs
-        .iter_mut()
-        .filter_map(|(f, s, _)| f.map.take().map(|m| (*m, *s, Vec::new())))
-        .collect();
-    jobs.extend(maps);
-    let steps = total + jobs.len();
-    let compressed = AtomicUsize::new(0);
-    let assets: Vec<Built> = jobs
-        .into_par_iter()
-        .map(|(f, s, imports)| {
-            let content_type = mime::content_type(&f.logical);
-            let sha256 = hash::sha256_hex(&f.bytes);
-            let variants =
-                if config.precompress && mime::is_compressible(content_type) && !f.bytes.is_empty()
-                {
-                    let quality = match config.quality {
-                        Quality::Best => "best",
-                        Quality::Fast => "fast",
-                    };
-                    let key = Cache::key("compress", &[quality.as_bytes(), sha256.as_bytes()]);
-                    match cache.get(&key).and_then(|b| decode_variants(&b)) {
-                        Some(v) => {
-                            counters.hit(true);
-                            v
-                        }
-                        None => {
-                            counters.hit(false);
-                            let v = compress::all(&f.bytes, config.quality);
-                            cache.put(&key, &encode_variants(&v));
-                            v
-                        }
-                    }
-                } else {
-                    Variants::default()
+    let steps = progress.done.load(Ordering::Relaxed) + jobs.len();
+    jobs.into_par_iter()
+        .map(|job| {
+            let Job {
+                fin,
+                source,
+                raw_len,
+                module,
+                imports,
+            } = job;
+            let content_type = mime::content_type(&fin.logical);
+            let sha256 = hash::sha256_hex(&fin.bytes);
+            let variants = if config.precompress
+                && mime::is_compressible(content_type)
+                && !fin.bytes.is_empty()
+            {
+                let quality = match config.quality {
+                    Quality::Best => "best",
+                    Quality::Fast => "fast",
                 };
-            progress(
-                total + compressed.fetch_add(1, Ordering::Relaxed) + 1,
-                steps,
-            );
-            // A source map has no source file of its own: its raw size is its size.
-            let is_map = f.logical != s.input.logical;
+                let key = Cache::key("compress", &[quality.as_bytes(), sha256.as_bytes()]);
+                match cache.get(&key).and_then(|b| decode_variants(&b)) {
+                    Some(v) => {
+                        progress.hit(true);
+                        v
+                    }
+                    None => {
+                        progress.hit(false);
+                        let v = compress::all(&fin.bytes, config.quality);
+                        cache.put(&key, &encode_variants(&v));
+                        v
+                    }
+                }
+            } else {
+                Variants::default()
+            };
+            progress.step(steps);
             Built {
-                raw_len: if is_map { f.bytes.len() } else { s.raw.len() },
-                integrity: hash::integrity(&f.bytes),
-                hashed: f.hashed,
-                source: s.input.file.clone(),
+                raw_len,
+                integrity: hash::integrity(&fin.bytes),
+                hashed: fin.hashed,
+                source,
                 content_type,
-                is_js: s.kind == Kind::Js && !is_map,
-                logical: f.logical,
-                identity: f.bytes,
+                is_js: module,
+                logical: fin.logical,
+                identity: fin.bytes,
                 variants,
                 sha256,
                 imports,
             }
         })
-        .collect();
-    let mut assets = assets;
-    assets.sort_by(|a, b| a.logical.cmp(&b.logical));
-    Ok(Output {
-        assets,
-        cache_hits: counters.hits.load(Ordering::Relaxed),
-        cache_misses: counters.misses.load(Ordering::Relaxed),
-        elapsed: started.elapsed(),
-    })
+        .collect()
 }
 
-/// A hashed asset before compression.
-struct Final {
-    logical: String,
-    hashed: String,
-    bytes: Vec<u8>,
-    map: Option<Box<Final>>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Visit {
-    New,
-    Active,
-    Done,
-}
-
-/// Finishes asset `i` after its dependencies; `Err` carries a cycle.
-fn finish(
-    i: usize,
-    stage1: &[Stage1],
-    deps: &[Vec<(String, usize, String)>],
-    finals: &mut Vec<Option<Final>>,
-    state: &mut Vec<Visit>,
-    path: &mut Vec<usize>,
-) -> Result<(), Vec<usize>> {
-    match state[i] {
-        Visit::Done => return Ok(()),
-        Visit::Active => {
-            let start = path.iter().position(|&p| p == i).unwrap_or(0);
-            let mut cycle = path[start..].to_vec();
-            cycle.push(i);
-            return Err(cycle);
-        }
-        Visit::New => {}
-    }
-    state[i] = Visit::Active;
-    path.push(i);
-    for &(_, d, _) in &deps[i] {
-        if d != usize::MAX {
-            finish(d, stage1, deps, finals, state, path)?;
-        }
-    }
-    path.pop();
-    let s = &stage1[i];
-    let logical = s.input.logical.clone();
-    let fin = match &s.transformed {
-        None => {
-            let sha = hash::sha256_hex(&s.raw);
-            Final {
-                hashed: hash::hashed_name(&logical, &sha),
-                logical,
-                bytes: s.raw.clone(),
-                map: None,
-            }
-        }
-        Some(t) => {
-            let mut code = t.code.clone();
-            for (placeholder, d, suffix) in &deps[i] {
-                let url = if *d == usize::MAX {
-                    suffix.clone() // external: the specifier as written
-                } else {
-                    let target = finals[*d].as_ref().expect("dependency finished first");
-                    let rel = refs::relative(&logical, &target.hashed);
-                    format!(
-                        "{}{suffix}",
-                        refs::url_encode(rel.strip_prefix("./").unwrap_or(&rel))
-                    )
-                };
-                code = code.replace(placeholder.as_str(), &url);
-            }
-            let sha = hash::sha256_hex(code.as_bytes());
-            let hashed = hash::hashed_name(&logical, &sha);
-            let map = t.map.as_ref().map(|m| {
-                let map_hashed = format!("{hashed}.map");
-                let file = map_hashed
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or(&map_hashed)
-                    .to_string();
-                code.push_str(&match s.kind {
-                    Kind::Css => format!("\n/*# sourceMappingURL={file} */"),
-                    _ => format!("\n//# sourceMappingURL={file}"),
-                });
-                Box::new(Final {
-                    logical: format!("{logical}.map"),
-                    hashed: map_hashed,
-                    bytes: m.clone().into_bytes(),
-                    map: None,
-                })
-            });
-            Final {
-                logical,
-                hashed,
-                bytes: code.into_bytes(),
-                map,
-            }
-        }
-    };
-    finals[i] = Some(fin);
-    state[i] = Visit::Done;
-    Ok(())
+/// One asset to precompress.
+struct Job {
+    fin: Final,
+    source: PathBuf,
+    raw_len: usize,
+    module: bool,
+    imports: Vec<String>,
 }
 
 /// Cache format of the compressed variants: three length-prefixed optional blobs.

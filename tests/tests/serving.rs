@@ -196,6 +196,57 @@ fn if_none_match_lists_weak_and_star() {
 }
 
 #[test]
+fn if_none_match_only_matches_what_this_request_would_get() {
+    let s = server();
+    let js = ASSETS.get("js/app.js").unwrap();
+    let br = s.get(js.url, &[("accept-encoding", "br")]);
+    assert_eq!(h(&br, header::CONTENT_ENCODING), "br");
+    let br_tag = h(&br, header::ETAG).to_string();
+    // A client that accepts gzip only does not hold the brotli bytes: it gets the body.
+    let gzip = s.get(
+        js.url,
+        &[("accept-encoding", "gzip"), ("if-none-match", &br_tag)],
+    );
+    assert_eq!(gzip.status, StatusCode::OK);
+    assert_eq!(h(&gzip, header::CONTENT_ENCODING), "gzip");
+    assert_ne!(h(&gzip, header::ETAG), br_tag);
+    let identity = s.get(js.url, &[("if-none-match", &br_tag)]);
+    assert_eq!(identity.status, StatusCode::OK);
+    assert_eq!(identity.body, js.identity);
+}
+
+#[test]
+fn if_match_is_evaluated() {
+    let s = server();
+    let js = ASSETS.get("js/app.js").unwrap();
+    let first = s.get(js.url, &[("accept-encoding", "br")]);
+    let etag = h(&first, header::ETAG).to_string();
+    let ok = s.get(js.url, &[("accept-encoding", "br"), ("if-match", &etag)]);
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(
+        s.get(js.url, &[("accept-encoding", "br"), ("if-match", "*")])
+            .status,
+        StatusCode::OK
+    );
+    for failing in [
+        "\"stale\"".to_string(),
+        format!("W/{etag}"), // If-Match compares strongly
+    ] {
+        let got = s.get(
+            js.url,
+            &[("accept-encoding", "br"), ("if-match", failing.as_str())],
+        );
+        assert_eq!(got.status, StatusCode::PRECONDITION_FAILED, "{failing}");
+        assert!(got.body.is_empty());
+    }
+    // The tag of another representation fails too: the client would not get those bytes.
+    assert_eq!(
+        s.get(js.url, &[("if-match", &etag)]).status,
+        StatusCode::PRECONDITION_FAILED
+    );
+}
+
+#[test]
 fn head_has_headers_and_no_body() {
     let s = server();
     let large = ASSETS.get("data/large.txt").unwrap();

@@ -146,20 +146,28 @@ pub(crate) enum NoneMatch {
     Modified,
 }
 
-/// Evaluates `If-None-Match` with the weak comparison RFC 9110 §13.1.2 requires: any
-/// current representation of the asset (of any encoding) counts as a match, and the 304
-/// carries the tag the client sent, so a cache keeps the representation it holds.
+/// Evaluates `If-None-Match` with the weak comparison RFC 9110 §13.1.2 requires, against
+/// the representation this request would get (`chosen`): a tag of another encoding does
+/// not match, since the client does not hold what it would be sent.
 pub(crate) fn if_none_match(asset: &Asset, value: &str, chosen: Encoding) -> NoneMatch {
+    let current = asset.etags[chosen.index()];
     if value.trim() == "*" {
-        return NoneMatch::NotModified(asset.etags[chosen.index()]);
+        return NoneMatch::NotModified(current);
     }
     for tag in items(value) {
-        let opaque = tag.strip_prefix("W/").unwrap_or(tag);
-        if let Some(&etag) = asset.etags.iter().find(|e| **e == opaque) {
-            return NoneMatch::NotModified(etag);
+        if tag.strip_prefix("W/").unwrap_or(tag) == current {
+            return NoneMatch::NotModified(current);
         }
     }
     NoneMatch::Modified
+}
+
+/// Evaluates `If-Match` (RFC 9110 §13.1.1) against the representation this request would
+/// get: `*`, or one of the listed tags under the strong comparison (a weak tag never
+/// matches). `false` means 412 Precondition Failed.
+pub(crate) fn if_match(asset: &Asset, value: &str, chosen: Encoding) -> bool {
+    let current = asset.etags[chosen.index()];
+    value.trim() == "*" || items(value).any(|tag| tag == current)
 }
 
 /// A byte range request against a body of known length.
@@ -292,12 +300,31 @@ mod tests {
             NotModified("\"h-br\"")
         );
         assert_eq!(
-            if_none_match(&ASSET, "\"x\", W/\"h\"", br),
+            if_none_match(&ASSET, "\"x\", W/\"h-br\"", br),
+            NotModified("\"h-br\"")
+        );
+        assert_eq!(
+            if_none_match(&ASSET, "\"h\"", Encoding::Identity),
             NotModified("\"h\"")
+        );
+        assert_eq!(
+            if_none_match(&ASSET, "\"h-br\"", Encoding::Gzip),
+            Modified,
+            "a brotli tag does not match what a gzip-only client gets"
         );
         assert_eq!(if_none_match(&ASSET, "*", br), NotModified("\"h-br\""));
         assert_eq!(if_none_match(&ASSET, "\"x\", \"y\"", br), Modified);
         assert_eq!(if_none_match(&ASSET, "h", br), Modified);
+    }
+
+    #[test]
+    fn if_match_is_strong_and_per_representation() {
+        let br = Encoding::Brotli;
+        assert!(if_match(&ASSET, "*", br));
+        assert!(if_match(&ASSET, "\"x\", \"h-br\"", br));
+        assert!(!if_match(&ASSET, "W/\"h-br\"", br));
+        assert!(!if_match(&ASSET, "\"h\"", br));
+        assert!(!if_match(&ASSET, "\"stale\"", Encoding::Identity));
     }
 
     #[test]

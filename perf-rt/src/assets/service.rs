@@ -123,6 +123,12 @@ fn serve(
         h.insert(header::VARY, VARY);
     }
 
+    if let Some(im) = text(headers, header::IF_MATCH)
+        && !negotiate::if_match(asset, im, encoding)
+    {
+        *res.status_mut() = StatusCode::PRECONDITION_FAILED;
+        return res;
+    }
     if let Some(inm) = text(headers, header::IF_NONE_MATCH)
         && let NoneMatch::NotModified(etag) = negotiate::if_none_match(asset, inm, encoding)
     {
