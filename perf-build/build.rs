@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::Digest;
+
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by Cargo"))
@@ -23,7 +25,13 @@ fn main() {
                 .unwrap_or_default();
             format!("unresolved build {now}")
         });
+    // The list names a few hundred crates; cache keys take its digest.
+    let digest: String = sha2::Sha256::digest(fingerprint.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     println!("cargo::rustc-env=PERF_BUILD_DEPENDENCIES={fingerprint}");
+    println!("cargo::rustc-env=PERF_BUILD_DEPENDENCIES_SHA256={digest}");
 }
 
 /// The `Cargo.lock` of the workspace being built: beside the target directory that holds

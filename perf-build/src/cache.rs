@@ -8,15 +8,20 @@ use sha2::{Digest, Sha256};
 
 use crate::hash::hex;
 
-/// Bumped whenever a stage's output format or behaviour changes; with the exact versions
-/// and features of every crate compiled into perf-build (recorded by its build script from
-/// the resolved dependency graph), so an entry made by other versions is never used.
+/// Bumped whenever a stage's output format or behaviour changes; with the digest of the
+/// exact versions and features of every crate compiled into perf-build (recorded by its
+/// build script from the resolved dependency graph: [`DEPENDENCIES`]), so an entry made by
+/// other versions is never used.
 const FORMAT: &str = concat!(
     "perf-build ",
     env!("CARGO_PKG_VERSION"),
-    " v2;",
-    env!("PERF_BUILD_DEPENDENCIES")
+    " v2 ",
+    env!("PERF_BUILD_DEPENDENCIES_SHA256")
 );
+
+/// `name version features` of every crate compiled into perf-build, `;`-separated.
+#[cfg(test)]
+const DEPENDENCIES: &str = env!("PERF_BUILD_DEPENDENCIES");
 
 /// A cache directory, or none (every lookup misses).
 #[derive(Debug, Clone)]
@@ -105,10 +110,12 @@ mod tests {
             "brotli ",
         ] {
             assert!(
-                FORMAT.split(';').any(|l| l.starts_with(krate)),
-                "{krate} missing from the cache format:\n{FORMAT}"
+                DEPENDENCIES.split(';').any(|l| l.starts_with(krate)),
+                "{krate} missing from the cache format:\n{DEPENDENCIES}"
             );
         }
-        assert!(!FORMAT.contains("unresolved build"), "{FORMAT}");
+        assert!(!DEPENDENCIES.contains("unresolved build"), "{DEPENDENCIES}");
+        let digest = crate::hash::sha256_hex(DEPENDENCIES.as_bytes());
+        assert!(FORMAT.ends_with(&digest), "{FORMAT}");
     }
 }

@@ -12,6 +12,7 @@ use lightningcss::stylesheet::{MinifyOptions, ParserOptions, StyleSheet};
 use lightningcss::targets::{Browsers, Targets};
 
 use crate::Error;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::discover::Input;
 use crate::transform::{
@@ -23,18 +24,20 @@ pub struct Css {
     queries: Vec<String>,
     minify: bool,
     source_maps: bool,
+    cache: Cache,
     // Resolving browserslist queries costs milliseconds: only a build with a stylesheet
     // pays it, once.
     targets: OnceLock<Result<(Targets, String), String>>,
 }
 
 impl Css {
-    /// The CSS kind for `config`.
-    pub fn new(config: &Config) -> Self {
+    /// The CSS kind for `config`; `cache` keeps the resolved targets between builds.
+    pub fn new(config: &Config, cache: &Cache) -> Self {
         Css {
             queries: config.targets.clone(),
             minify: config.minify,
             source_maps: config.source_maps,
+            cache: cache.clone(),
             targets: OnceLock::new(),
         }
     }
@@ -44,8 +47,7 @@ impl Css {
     fn targets(&self) -> Result<&(Targets, String), Error> {
         self.targets
             .get_or_init(|| {
-                let browsers = Browsers::from_browserslist(&self.queries)
-                    .map_err(|e| format!("{e}: write a browserslist query such as \"defaults\""))?;
+                let browsers = self.browsers()?;
                 let described = format!("{browsers:?}");
                 Ok((Targets::from(browsers), described))
             })
@@ -55,6 +57,89 @@ impl Css {
                 message: message.clone(),
             })
     }
+}
+
+impl Css {
+    /// The browsers the queries name. Resolving costs about a millisecond, as much as the
+    /// rest of an unchanged build, so the answer is cached for the day (queries such as
+    /// `last 2 years` move with the date; the browser data is part of every cache key).
+    fn browsers(&self) -> Result<Option<Browsers>, String> {
+        let day = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86_400);
+        let key = Cache::key(
+            "targets",
+            &[self.queries.join("\n").as_bytes(), &day.to_le_bytes()],
+        );
+        if let Some(cached) = self.cache.get(&key).and_then(|b| decode_browsers(&b)) {
+            return Ok(cached);
+        }
+        let browsers = Browsers::from_browserslist(&self.queries)
+            .map_err(|e| format!("{e}: write a browserslist query such as \"defaults\""))?;
+        self.cache.put(&key, encode_browsers(browsers).as_bytes());
+        Ok(browsers)
+    }
+}
+
+fn versions(b: &Browsers) -> [Option<u32>; 9] {
+    [
+        b.android, b.chrome, b.edge, b.firefox, b.ie, b.ios_saf, b.opera, b.safari, b.samsung,
+    ]
+}
+
+/// `none`, or nine versions (`-` for a browser left out), comma-separated.
+fn encode_browsers(browsers: Option<Browsers>) -> String {
+    match browsers {
+        None => "none".into(),
+        Some(b) => versions(&b)
+            .iter()
+            .map(|v| v.map_or("-".into(), |v| v.to_string()))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+fn decode_browsers(bytes: &[u8]) -> Option<Option<Browsers>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text == "none" {
+        return Some(None);
+    }
+    let v: Vec<Option<u32>> = text
+        .split(',')
+        .map(|f| {
+            if f == "-" {
+                Ok(None)
+            } else {
+                f.parse().map(Some)
+            }
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [
+        android,
+        chrome,
+        edge,
+        firefox,
+        ie,
+        ios_saf,
+        opera,
+        safari,
+        samsung,
+    ] = v[..]
+    else {
+        return None;
+    };
+    Some(Some(Browsers {
+        android,
+        chrome,
+        edge,
+        firefox,
+        ie,
+        ios_saf,
+        opera,
+        safari,
+        samsung,
+    }))
 }
 
 impl AssetKind for Css {
@@ -193,7 +278,7 @@ mod tests {
     }
 
     fn t(src: &str) -> Result<Out, Error> {
-        let css = Css::new(&Config::default());
+        let css = Css::new(&Config::default(), &Cache::new(None));
         let input = Input {
             logical: "css/a.css".into(),
             file: "static/css/a.css".into(),
@@ -241,19 +326,39 @@ mod tests {
                 targets: queries.iter().map(|q| q.to_string()).collect(),
                 ..Config::default()
             };
-            Css::new(&config).options().unwrap().unwrap()
+            Css::new(&config, &Cache::new(None))
+                .options()
+                .unwrap()
+                .unwrap()
         };
         let defaults = options(&["defaults"]);
         assert!(!defaults.contains("defaults"), "{defaults}");
         assert_eq!(defaults, options(&["defaults", "defaults"]));
         assert_ne!(defaults, options(&["chrome 100"]));
-        let e = Css::new(&Config {
-            targets: vec!["no such browser 3".into()],
-            ..Config::default()
-        })
+        let e = Css::new(
+            &Config {
+                targets: vec!["no such browser 3".into()],
+                ..Config::default()
+            },
+            &Cache::new(None),
+        )
         .options()
         .unwrap_err();
         assert!(e.to_string().contains("targets"), "{e}");
+    }
+
+    #[test]
+    fn resolved_targets_are_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(Some(dir.path().to_path_buf()));
+        let config = Config::default();
+        let first = Css::new(&config, &cache).options().unwrap();
+        assert!(std::fs::read_dir(dir.path()).unwrap().count() > 0);
+        assert_eq!(Css::new(&config, &cache).options().unwrap(), first);
+        let b = Browsers::from_browserslist(["defaults"]).unwrap();
+        assert_eq!(decode_browsers(encode_browsers(b).as_bytes()), Some(b));
+        assert_eq!(decode_browsers(b"none"), Some(None));
+        assert_eq!(decode_browsers(b"1,2"), None);
     }
 
     #[test]

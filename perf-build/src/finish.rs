@@ -161,6 +161,9 @@ struct Moved {
 
 /// Replaces every occurrence of each placeholder, in one pass over the bytes.
 fn substitute(bytes: &[u8], edits: &[(&str, String)]) -> (Vec<u8>, Vec<Moved>) {
+    if edits.is_empty() {
+        return (bytes.to_vec(), Vec::new());
+    }
     let text = String::from_utf8_lossy(bytes);
     let mut hits: Vec<(usize, usize, &str)> = Vec::new();
     for (placeholder, url) in edits {

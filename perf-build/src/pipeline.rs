@@ -88,9 +88,9 @@ impl Progress<'_> {
 }
 
 /// The kinds of asset, tried in order: the first that accepts a file handles it.
-fn kinds(config: &Config) -> Vec<Box<dyn AssetKind>> {
+fn kinds(config: &Config, cache: &Cache) -> Vec<Box<dyn AssetKind>> {
     vec![
-        Box::new(css::Css::new(config)),
+        Box::new(css::Css::new(config, cache)),
         Box::new(js::Js::new(config)),
         Box::new(Other),
     ]
@@ -114,7 +114,7 @@ pub fn run(
     // Progress counts one step per input, then one per finished asset; until the inputs
     // are transformed, assume one asset each.
     let estimate = inputs.len() * 2;
-    let units = transform_all(inputs, &kinds(config), cache, &progress, estimate)?;
+    let units = transform_all(inputs, &kinds(config, cache), cache, &progress, estimate)?;
     let graph = resolve::resolve(&units, &config.url_prefix)?;
     let finals = finish::finish(&units, &graph.links)?;
     let mut assets = precompress_all(units, finals, graph.imports, config, cache, &progress);
