@@ -815,3 +815,200 @@ fn a_bad_setting_is_an_error_naming_it() {
         "PERF_THRESHOLD_SLOW_REQUEST_MS=\"soon\" is not valid: expected a whole number of milliseconds"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Hostile traffic: every label a client controls must land in a bounded set of series.
+
+/// Sends one request on a fresh connection over raw TCP (so any method token can be sent)
+/// and returns the response's status code.
+fn raw_request(addr: SocketAddr, method: &str, path: &str, body: &str) -> u16 {
+    use std::io::Write as _;
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).unwrap();
+    let head = String::from_utf8_lossy(&response[..response.len().min(12)]).into_owned();
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: not an HTTP response: {head:?}"))
+}
+
+/// A route whose statement text comes from the client: the path segment names the table.
+fn flood_routes() -> Router {
+    Router::new().route("/", get(|| async { "home" })).route(
+        "/q/{table}",
+        get(
+            |axum::extract::Path(table): axum::extract::Path<String>| async move {
+                let sql = format!("SELECT * FROM flood_{table} WHERE id = 1");
+                perf_rt::monitor::track_query(&sql, Duration::from_micros(50));
+                "queried"
+            },
+        ),
+    )
+}
+
+/// What the flood may grow: series of the reports and the size of `/metrics`.
+#[derive(Debug, PartialEq)]
+struct Footprint {
+    request_series: usize,
+    fingerprints: usize,
+    beacon_routes: usize,
+    metrics_lines: usize,
+}
+
+fn footprint(app: &App) -> (Footprint, usize) {
+    let requests = app.json("/api/performance/requests");
+    let queries = app.json("/api/performance/queries");
+    let overview = app.json("/api/performance/metrics");
+    let text = app.get("/metrics").text().unwrap();
+    (
+        Footprint {
+            request_series: requests["routes"].as_array().unwrap().len(),
+            fingerprints: queries["fingerprints"].as_array().unwrap().len(),
+            beacon_routes: overview["client"]["routes"].as_object().unwrap().len(),
+            metrics_lines: text.lines().count(),
+        },
+        text.len(),
+    )
+}
+
+/// One round of hostile requests, each with labels never seen before: made-up methods,
+/// random unmatched paths, beacons for routes that do not exist, statements over tables
+/// named by the client. Returns how many of each it sent.
+fn flood(app: &App, round: u32, each: u32) {
+    let mut seed = 0x2545_f491_u64 ^ u64::from(round);
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..each {
+        let n = round * each + i;
+        // hyper reads any token as a method; `/` matches a route but not the method.
+        assert_eq!(raw_request(app.addr, &format!("M{n:05}"), "/", ""), 405);
+        let path = format!("/nowhere/{:016x}", random());
+        assert_eq!(raw_request(app.addr, "GET", &path, ""), 404);
+        assert_eq!(
+            raw_request(app.addr, &format!("X{n:05}"), &path, ""),
+            404,
+            "{path}"
+        );
+        let beacon = format!(
+            r#"{{"route":"/bogus/{:x}","metrics":{{"LCP":100}}}}"#,
+            random()
+        );
+        assert_eq!(
+            raw_request(app.addr, "POST", "/api/performance/client", &beacon),
+            204
+        );
+        assert_eq!(raw_request(app.addr, "GET", &format!("/q/t{n}"), ""), 200);
+    }
+}
+
+#[test]
+fn a_flood_of_made_up_labels_keeps_every_series_bounded() {
+    let mut c = config();
+    c.monitor.max_fingerprints = 50;
+    c.monitor.client.max_routes = 20;
+    // Beacons are rate limited per client; this test is about the figures behind them.
+    c.monitor.client.burst = 1_000_000;
+    c.monitor.client.per_minute = 1_000_000;
+    let app = start(flood_routes(), c);
+    const EACH: u32 = 300;
+
+    flood(&app, 0, EACH);
+    let (first, first_bytes) = footprint(&app);
+    flood(&app, 1, EACH);
+    let (second, second_bytes) = footprint(&app);
+    // New labels after the bounds are reached add nothing: not one series, not one line.
+    assert_eq!(first, second, "the flood grew the monitor");
+    assert!(
+        second_bytes < first_bytes + first_bytes / 20,
+        "/metrics grew from {first_bytes} to {second_bytes} bytes"
+    );
+    // And the bounds are the documented ones: `/`, `/q/{table}` and the fallback, each
+    // with its few methods; 50 statements plus the catch-all; 20 routes plus `(other)`.
+    assert!(second.request_series <= 6, "{second:?}");
+    assert_eq!(second.fingerprints, 51, "{second:?}");
+    assert!(second.beacon_routes <= 21, "{second:?}");
+    assert!(second_bytes < 64 * 1024, "{second_bytes} bytes of /metrics");
+
+    // Each made-up label went to its one documented catch-all, and was counted there.
+    let sent = u64::from(2 * EACH);
+    let requests = app.json("/api/performance/requests");
+    let made_up: Vec<(&str, u64)> = requests["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "OTHER")
+        .map(|r| (r["route"].as_str().unwrap(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        made_up,
+        [("(unmatched)", sent), ("/", sent)],
+        "{requests:#}"
+    );
+    // The GET series of the fallback: every random path in one.
+    assert_eq!(route(&requests, "(unmatched)", "4xx")["method"], "GET");
+    assert_eq!(route(&requests, "(unmatched)", "4xx")["count"], sent);
+    assert_eq!(requests["folded"]["methods"], 2 * sent);
+    assert_eq!(requests["folded"]["routes"], 0);
+    let queries = app.json("/api/performance/queries");
+    assert_eq!(queries["folded"], sent - 50, "{queries:#}");
+    let other = queries["fingerprints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fingerprint"] == "other")
+        .unwrap();
+    assert_eq!(other["count"], sent - 50);
+    let client = app.json("/api/performance/metrics")["client"].clone();
+    assert_eq!(client["folded"], sent, "{client:#}");
+    assert_eq!(client["routes"]["(other)"]["LCP"]["count"], sent);
+    let text = app.get("/metrics").text().unwrap();
+    promtool_check(&text);
+    for expected in [
+        format!(
+            "perf_monitor_folded_total{{series=\"method\"}} {}",
+            2 * sent
+        ),
+        "perf_monitor_folded_total{series=\"route\"} 0".to_owned(),
+        format!(
+            "perf_monitor_folded_total{{series=\"query\"}} {}",
+            sent - 50
+        ),
+        format!("perf_monitor_folded_total{{series=\"browser_route\"}} {sent}"),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[test]
+fn routes_beyond_the_bound_share_one_series_and_are_counted() {
+    let mut c = config();
+    c.monitor.max_routes = 2;
+    let mut router = Router::new();
+    for name in ["a", "b", "c", "d"] {
+        router = router.route(&format!("/{name}"), get(|| async { "ok" }));
+    }
+    let app = start(router, c);
+    for path in ["/a", "/b", "/c", "/d", "/c"] {
+        assert_eq!(app.get(path).status(), StatusCode::OK);
+    }
+    let requests = app.json("/api/performance/requests");
+    let names: Vec<&str> = requests["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["(other)", "/a", "/b"], "{requests:#}");
+    assert_eq!(route(&requests, "(other)", "2xx")["count"], 3);
+    assert_eq!(requests["folded"]["routes"], 3);
+}
