@@ -520,6 +520,116 @@ fn without_a_token_only_direct_loopback_clients_get_in() {
     assert!(res.text().unwrap().contains("connect_info"));
 }
 
+/// This machine's own non-loopback address, through which the tests act as another host.
+fn own_address() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("192.0.2.1:9").unwrap(); // no packet is sent
+    let ip = probe.local_addr().unwrap().ip();
+    assert!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "this test needs a non-loopback address on the machine, found {ip}"
+    );
+    ip
+}
+
+#[test]
+fn a_token_set_in_code_is_held_to_the_rule_of_the_environment() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // An empty token would let `Cookie: perf_token=` in from anywhere; a short one can be
+    // guessed. Both stop the start, as they do in PERF_MONITOR_TOKEN.
+    for bad in ["", "short", "has a space in it!"] {
+        let err = runtime
+            .block_on(init_performance_suite(
+                timed_routes(),
+                config().monitor_token(bad),
+            ))
+            .map(|_| ())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("PERF_MONITOR_TOKEN"), "{bad:?}: {text}");
+        if !bad.is_empty() {
+            assert!(!text.contains(bad), "the token leaked: {text}");
+        }
+    }
+    let mut direct = config();
+    direct.monitor_token = Some(String::new());
+    assert!(
+        runtime
+            .block_on(init_performance_suite(timed_routes(), direct))
+            .is_err(),
+        "the public field is checked too"
+    );
+
+    // A good token set in code: an empty cookie or bearer is no token, from any host.
+    let token = "code-token-0123456789";
+    let app = start_on(
+        &format!("{}:0", own_address()),
+        timed_routes(),
+        config().monitor_token(token),
+        true,
+    );
+    for (header, value) in [
+        ("cookie", "perf_token="),
+        ("cookie", "perf_token=; theme=dark"),
+        ("authorization", "Bearer "),
+        ("authorization", "Bearer"),
+    ] {
+        let res = client()
+            .get(app.url("/api/performance/metrics"))
+            .header(header, value)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{header}: {value}");
+    }
+    let res = client()
+        .get(app.url("/api/performance/metrics"))
+        .header("cookie", format!("perf_token={token}"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[test]
+fn without_a_token_a_listener_other_hosts_reach_is_refused_unless_asked() {
+    // Bound to this machine's own address: other hosts reach it.
+    let exposed = start_on(
+        &format!("{}:0", own_address()),
+        timed_routes(),
+        config(),
+        true,
+    );
+    let err = exposed.suite.check_listener(exposed.addr).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&exposed.addr.to_string())
+            && text.contains("PERF_MONITOR_TOKEN")
+            && text.contains("PERF_MONITOR_ALLOW_NO_TOKEN"),
+        "{text}"
+    );
+    // Asked for explicitly: allowed, and still loopback clients only.
+    let asked = start_on(
+        &format!("{}:0", own_address()),
+        timed_routes(),
+        config().monitor_allow_no_token(true),
+        true,
+    );
+    asked.suite.check_listener(asked.addr).unwrap();
+    assert_eq!(
+        asked.get("/api/performance/metrics").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A loopback listener is the development set-up: allowed, and it answers.
+    let local = start(timed_routes(), config());
+    local.suite.check_listener(local.addr).unwrap();
+    assert_eq!(
+        local.get("/api/performance/metrics").status(),
+        StatusCode::OK
+    );
+}
+
 fn client_figures(app: &App) -> (u64, u64, u64, u64) {
     let report = app.suite.monitor().unwrap().client_report();
     let json = serde_json::to_value(&report).unwrap();
