@@ -44,20 +44,20 @@ fn level0(a: usize, b: usize, c: usize) {
 /// A call site first seen once the stack table has been filled: 100 blocks of 1 KiB.
 /// (A loop, not a closure: a closure would be the site.)
 #[inline(never)]
-fn late_call_site() -> Vec<Box<[u8; 1024]>> {
+fn late_call_site() -> Vec<Vec<u8>> {
     let mut blocks = Vec::with_capacity(100);
     for _ in 0..100 {
-        blocks.push(Box::new([1u8; 1024]));
+        blocks.push(vec![1u8; 1024]);
     }
     blocks
 }
 
 /// 200 blocks of 1 KiB, sampled at one rate and reported at another.
 #[inline(never)]
-fn sampled_at_a_fine_rate() -> Vec<Box<[u8; 1024]>> {
+fn sampled_at_a_fine_rate() -> Vec<Vec<u8>> {
     let mut blocks = Vec::with_capacity(200);
     for _ in 0..200 {
-        blocks.push(Box::new([2u8; 1024]));
+        blocks.push(vec![2u8; 1024]);
     }
     blocks
 }

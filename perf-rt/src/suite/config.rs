@@ -409,8 +409,10 @@ mod tests {
             );
         }
         // The field is public: setting it directly is checked the same way.
-        let mut c = Config::default();
-        c.monitor_token = Some(String::new());
+        let c = Config {
+            monitor_token: Some(String::new()),
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 }

@@ -360,9 +360,10 @@ mod tests {
         }
         let asked = suite(Config::default().monitor_allow_no_token(true));
         let with_token = suite(Config::default().monitor_token("0123456789abcdef"));
-        let mut off = Config::default();
-        off.monitoring = false;
-        let off = suite(off);
+        let off = suite(Config {
+            monitoring: false,
+            ..Config::default()
+        });
         for addr in loopback.iter().chain(&reachable) {
             for s in [&asked, &with_token, &off] {
                 assert!(s.check_listener(addr.parse().unwrap()).is_ok(), "{addr}");
