@@ -522,7 +522,7 @@ impl Monitor {
 
 /// Records a query execution into the current request's monitor, else the global one
 /// (else nowhere). For database layers without a hook of ours; see also
-/// [`time_queries`](crate::monitor::time_queries) for rusqlite.
+/// [`time_queries`] for rusqlite.
 pub fn track_query(sql: &str, duration: Duration) {
     // One scope lookup: the request's scope knows its monitor.
     match RequestScope::current() {
