@@ -75,6 +75,9 @@ impl From<ConfigError> for SuiteError {
 }
 
 /// The running suite: what [`init_performance_suite`] started.
+///
+/// Dropping it leaves the memory timeline running (like any
+/// `TimelineHandle`); [`PerfSuite::shutdown`] stops it.
 #[derive(Debug)]
 pub struct PerfSuite {
     config: Config,
