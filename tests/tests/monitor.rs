@@ -520,6 +520,116 @@ fn without_a_token_only_direct_loopback_clients_get_in() {
     assert!(res.text().unwrap().contains("connect_info"));
 }
 
+/// This machine's own non-loopback address, through which the tests act as another host.
+fn own_address() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("192.0.2.1:9").unwrap(); // no packet is sent
+    let ip = probe.local_addr().unwrap().ip();
+    assert!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "this test needs a non-loopback address on the machine, found {ip}"
+    );
+    ip
+}
+
+#[test]
+fn a_token_set_in_code_is_held_to_the_rule_of_the_environment() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // An empty token would let `Cookie: perf_token=` in from anywhere; a short one can be
+    // guessed. Both stop the start, as they do in PERF_MONITOR_TOKEN.
+    for bad in ["", "short", "has a space in it!"] {
+        let err = runtime
+            .block_on(init_performance_suite(
+                timed_routes(),
+                config().monitor_token(bad),
+            ))
+            .map(|_| ())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("PERF_MONITOR_TOKEN"), "{bad:?}: {text}");
+        if !bad.is_empty() {
+            assert!(!text.contains(bad), "the token leaked: {text}");
+        }
+    }
+    let mut direct = config();
+    direct.monitor_token = Some(String::new());
+    assert!(
+        runtime
+            .block_on(init_performance_suite(timed_routes(), direct))
+            .is_err(),
+        "the public field is checked too"
+    );
+
+    // A good token set in code: an empty cookie or bearer is no token, from any host.
+    let token = "code-token-0123456789";
+    let app = start_on(
+        &format!("{}:0", own_address()),
+        timed_routes(),
+        config().monitor_token(token),
+        true,
+    );
+    for (header, value) in [
+        ("cookie", "perf_token="),
+        ("cookie", "perf_token=; theme=dark"),
+        ("authorization", "Bearer "),
+        ("authorization", "Bearer"),
+    ] {
+        let res = client()
+            .get(app.url("/api/performance/metrics"))
+            .header(header, value)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{header}: {value}");
+    }
+    let res = client()
+        .get(app.url("/api/performance/metrics"))
+        .header("cookie", format!("perf_token={token}"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[test]
+fn without_a_token_a_listener_other_hosts_reach_is_refused_unless_asked() {
+    // Bound to this machine's own address: other hosts reach it.
+    let exposed = start_on(
+        &format!("{}:0", own_address()),
+        timed_routes(),
+        config(),
+        true,
+    );
+    let err = exposed.suite.check_listener(exposed.addr).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&exposed.addr.to_string())
+            && text.contains("PERF_MONITOR_TOKEN")
+            && text.contains("PERF_MONITOR_ALLOW_NO_TOKEN"),
+        "{text}"
+    );
+    // Asked for explicitly: allowed, and still loopback clients only.
+    let asked = start_on(
+        &format!("{}:0", own_address()),
+        timed_routes(),
+        config().monitor_allow_no_token(true),
+        true,
+    );
+    asked.suite.check_listener(asked.addr).unwrap();
+    assert_eq!(
+        asked.get("/api/performance/metrics").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A loopback listener is the development set-up: allowed, and it answers.
+    let local = start(timed_routes(), config());
+    local.suite.check_listener(local.addr).unwrap();
+    assert_eq!(
+        local.get("/api/performance/metrics").status(),
+        StatusCode::OK
+    );
+}
+
 fn client_figures(app: &App) -> (u64, u64, u64, u64) {
     let report = app.suite.monitor().unwrap().client_report();
     let json = serde_json::to_value(&report).unwrap();
@@ -814,4 +924,201 @@ fn a_bad_setting_is_an_error_naming_it() {
         err.to_string(),
         "PERF_THRESHOLD_SLOW_REQUEST_MS=\"soon\" is not valid: expected a whole number of milliseconds"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile traffic: every label a client controls must land in a bounded set of series.
+
+/// Sends one request on a fresh connection over raw TCP (so any method token can be sent)
+/// and returns the response's status code.
+fn raw_request(addr: SocketAddr, method: &str, path: &str, body: &str) -> u16 {
+    use std::io::Write as _;
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).unwrap();
+    let head = String::from_utf8_lossy(&response[..response.len().min(12)]).into_owned();
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: not an HTTP response: {head:?}"))
+}
+
+/// A route whose statement text comes from the client: the path segment names the table.
+fn flood_routes() -> Router {
+    Router::new().route("/", get(|| async { "home" })).route(
+        "/q/{table}",
+        get(
+            |axum::extract::Path(table): axum::extract::Path<String>| async move {
+                let sql = format!("SELECT * FROM flood_{table} WHERE id = 1");
+                perf_rt::monitor::track_query(&sql, Duration::from_micros(50));
+                "queried"
+            },
+        ),
+    )
+}
+
+/// What the flood may grow: series of the reports and the size of `/metrics`.
+#[derive(Debug, PartialEq)]
+struct Footprint {
+    request_series: usize,
+    fingerprints: usize,
+    beacon_routes: usize,
+    metrics_lines: usize,
+}
+
+fn footprint(app: &App) -> (Footprint, usize) {
+    let requests = app.json("/api/performance/requests");
+    let queries = app.json("/api/performance/queries");
+    let overview = app.json("/api/performance/metrics");
+    let text = app.get("/metrics").text().unwrap();
+    (
+        Footprint {
+            request_series: requests["routes"].as_array().unwrap().len(),
+            fingerprints: queries["fingerprints"].as_array().unwrap().len(),
+            beacon_routes: overview["client"]["routes"].as_object().unwrap().len(),
+            metrics_lines: text.lines().count(),
+        },
+        text.len(),
+    )
+}
+
+/// One round of hostile requests, each with labels never seen before: made-up methods,
+/// random unmatched paths, beacons for routes that do not exist, statements over tables
+/// named by the client. Returns how many of each it sent.
+fn flood(app: &App, round: u32, each: u32) {
+    let mut seed = 0x2545_f491_u64 ^ u64::from(round);
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..each {
+        let n = round * each + i;
+        // hyper reads any token as a method; `/` matches a route but not the method.
+        assert_eq!(raw_request(app.addr, &format!("M{n:05}"), "/", ""), 405);
+        let path = format!("/nowhere/{:016x}", random());
+        assert_eq!(raw_request(app.addr, "GET", &path, ""), 404);
+        assert_eq!(
+            raw_request(app.addr, &format!("X{n:05}"), &path, ""),
+            404,
+            "{path}"
+        );
+        let beacon = format!(
+            r#"{{"route":"/bogus/{:x}","metrics":{{"LCP":100}}}}"#,
+            random()
+        );
+        assert_eq!(
+            raw_request(app.addr, "POST", "/api/performance/client", &beacon),
+            204
+        );
+        assert_eq!(raw_request(app.addr, "GET", &format!("/q/t{n}"), ""), 200);
+    }
+}
+
+#[test]
+fn a_flood_of_made_up_labels_keeps_every_series_bounded() {
+    let mut c = config();
+    c.monitor.max_fingerprints = 50;
+    c.monitor.client.max_routes = 20;
+    // Beacons are rate limited per client; this test is about the figures behind them.
+    c.monitor.client.burst = 1_000_000;
+    c.monitor.client.per_minute = 1_000_000;
+    let app = start(flood_routes(), c);
+    const EACH: u32 = 300;
+
+    flood(&app, 0, EACH);
+    let (first, first_bytes) = footprint(&app);
+    flood(&app, 1, EACH);
+    let (second, second_bytes) = footprint(&app);
+    // New labels after the bounds are reached add nothing: not one series, not one line.
+    assert_eq!(first, second, "the flood grew the monitor");
+    assert!(
+        second_bytes < first_bytes + first_bytes / 20,
+        "/metrics grew from {first_bytes} to {second_bytes} bytes"
+    );
+    // And the bounds are the documented ones: `/`, `/q/{table}` and the fallback, each
+    // with its few methods; 50 statements plus the catch-all; 20 routes plus `(other)`.
+    assert!(second.request_series <= 6, "{second:?}");
+    assert_eq!(second.fingerprints, 51, "{second:?}");
+    assert!(second.beacon_routes <= 21, "{second:?}");
+    assert!(second_bytes < 64 * 1024, "{second_bytes} bytes of /metrics");
+
+    // Each made-up label went to its one documented catch-all, and was counted there.
+    let sent = u64::from(2 * EACH);
+    let requests = app.json("/api/performance/requests");
+    let made_up: Vec<(&str, u64)> = requests["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "OTHER")
+        .map(|r| (r["route"].as_str().unwrap(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        made_up,
+        [("(unmatched)", sent), ("/", sent)],
+        "{requests:#}"
+    );
+    // The GET series of the fallback: every random path in one.
+    assert_eq!(route(&requests, "(unmatched)", "4xx")["method"], "GET");
+    assert_eq!(route(&requests, "(unmatched)", "4xx")["count"], sent);
+    assert_eq!(requests["folded"]["methods"], 2 * sent);
+    assert_eq!(requests["folded"]["routes"], 0);
+    let queries = app.json("/api/performance/queries");
+    assert_eq!(queries["folded"], sent - 50, "{queries:#}");
+    let other = queries["fingerprints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fingerprint"] == "other")
+        .unwrap();
+    assert_eq!(other["count"], sent - 50);
+    let client = app.json("/api/performance/metrics")["client"].clone();
+    assert_eq!(client["folded"], sent, "{client:#}");
+    assert_eq!(client["routes"]["(other)"]["LCP"]["count"], sent);
+    let text = app.get("/metrics").text().unwrap();
+    promtool_check(&text);
+    for expected in [
+        format!(
+            "perf_monitor_folded_total{{series=\"method\"}} {}",
+            2 * sent
+        ),
+        "perf_monitor_folded_total{series=\"route\"} 0".to_owned(),
+        format!(
+            "perf_monitor_folded_total{{series=\"query\"}} {}",
+            sent - 50
+        ),
+        format!("perf_monitor_folded_total{{series=\"browser_route\"}} {sent}"),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[test]
+fn routes_beyond_the_bound_share_one_series_and_are_counted() {
+    let mut c = config();
+    c.monitor.max_routes = 2;
+    let mut router = Router::new();
+    for name in ["a", "b", "c", "d"] {
+        router = router.route(&format!("/{name}"), get(|| async { "ok" }));
+    }
+    let app = start(router, c);
+    for path in ["/a", "/b", "/c", "/d", "/c"] {
+        assert_eq!(app.get(path).status(), StatusCode::OK);
+    }
+    let requests = app.json("/api/performance/requests");
+    let names: Vec<&str> = requests["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["(other)", "/a", "/b"], "{requests:#}");
+    assert_eq!(route(&requests, "(other)", "2xx")["count"], 3);
+    assert_eq!(requests["folded"]["routes"], 3);
 }

@@ -18,6 +18,9 @@
 //! Without a token configured, they answer clients on the loopback interface only, and
 //! only when the request carries no proxy header (`Forwarded`, `X-Forwarded-For`,
 //! `X-Real-IP`): behind a reverse proxy every client looks local, so set a token there.
+//! A proxy that adds no such header cannot be told apart from a local client, which is
+//! why [`PerfSuite::check_listener`](crate::suite::PerfSuite::check_listener) refuses a
+//! tokenless listener other hosts can reach.
 
 #[cfg(feature = "prometheus")]
 mod prometheus;
@@ -155,7 +158,9 @@ fn percent_decode(s: &str) -> String {
 fn check(endpoints: &Endpoints, req: &Request) -> Result<(), &'static str> {
     match &endpoints.token {
         Some(token) => match presented_token(req.headers()) {
-            Some(given) if same(given.as_bytes(), token.as_bytes()) => Ok(()),
+            // An empty token never matches, whatever was configured: `Cookie: perf_token=`
+            // must not open the door if a check upstream was ever skipped.
+            Some(given) if !given.is_empty() && same(given.as_bytes(), token.as_bytes()) => Ok(()),
             Some(_) => Err("wrong monitoring token"),
             None => Err("send Authorization: Bearer <PERF_MONITOR_TOKEN>"),
         },

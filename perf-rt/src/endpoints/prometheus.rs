@@ -88,7 +88,7 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
     inner.requests.each(|route, method, class, t| {
         requests.push((
             route.to_owned(),
-            method.to_string(),
+            method.to_owned(),
             format!("{class}xx"),
             t.clone(),
         ));
@@ -138,6 +138,22 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
         "Requests slower than PERF_THRESHOLD_SLOW_REQUEST_MS.",
     );
     out.sample("perf_http_slow_requests_total", &[], slow as f64);
+
+    let folded = inner.requests.folded();
+    let client = monitor.client_report();
+    out.family(
+        "perf_monitor_folded_total",
+        "counter",
+        "Observations recorded under a catch-all series (method OTHER, route (other), fingerprint other) because their label was made up or a bound was reached.",
+    );
+    for (series, n) in [
+        ("method", folded.methods),
+        ("route", folded.routes),
+        ("query", inner.queries.folded()),
+        ("browser_route", client.folded),
+    ] {
+        out.sample("perf_monitor_folded_total", &[("series", series)], n as f64);
+    }
 
     let mut queries = Vec::new();
     inner.queries.each(|fp, _sql, t| {
@@ -254,7 +270,6 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
         out.sample("perf_query_cache_misses_total", &[], c.misses as f64);
     }
 
-    let client = monitor.client_report();
     out.family(
         "perf_browser_beacons_total",
         "counter",

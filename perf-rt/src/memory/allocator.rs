@@ -109,10 +109,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAllocator<A> {
         // that `new_size` is valid for `layout.align()`.
         let new_ptr = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if new_ptr.is_null() {
-            if let Some((size, trace)) = old_sample {
-                sampler::insert(ptr as usize, size, trace);
+            if let Some(sample) = old_sample
+                && !sampler::insert(ptr as usize, sample)
+            {
+                sampler::release(sample.trace);
             }
             return new_ptr;
+        }
+        if let Some(sample) = old_sample {
+            sampler::release(sample.trace);
         }
         on_realloc(new_ptr, old_size, new_size, self.sample_rate);
         new_ptr
@@ -312,7 +317,9 @@ fn on_free(ptr: *mut u8, size: usize) {
         SHARED.frees.fetch_add(1, Relaxed);
         SHARED.bytes_freed.fetch_add(size as u64, Relaxed);
     }
-    sampler::remove(ptr as usize);
+    if let Some(sample) = sampler::remove(ptr as usize) {
+        sampler::release(sample.trace);
+    }
 }
 
 #[inline]
@@ -382,7 +389,12 @@ fn sample_slow(s: &ThreadState, ptr: *mut u8, size: usize, rate: usize, default_
     let mut frames = [0usize; MAX_FRAMES];
     let depth = capture(&mut frames);
     if let Some(trace) = sampler::intern(&frames[..depth]) {
-        sampler::insert(ptr as usize, size, trace);
+        // The rate goes with the sample: a snapshot after a change of rate must still
+        // weigh it by the rate it was drawn at.
+        let sample = sampler::Sample { size, trace, rate };
+        if !sampler::insert(ptr as usize, sample) {
+            sampler::release(trace);
+        }
     }
     s.in_sampler.set(false);
 }
@@ -448,7 +460,9 @@ pub fn reset_peak() {
 }
 
 /// Sets the mean number of bytes between sampled allocations; `0` turns sampling off.
-/// Samples already taken stay until their blocks are freed.
+/// Samples already taken stay until their blocks are freed, and keep being weighed by the
+/// rate they were taken at. Each thread starts using the new rate after its current
+/// interval runs out.
 pub fn set_sample_rate(bytes: usize) {
     SAMPLE_RATE.store(bytes, Relaxed);
 }

@@ -118,14 +118,14 @@ pub fn detect_leaks(snapshots: &[&Snapshot], options: LeakOptions) -> LeakReport
     let per_snapshot: Vec<HashMap<String, (u64, u64)>> = judged
         .iter()
         .map(|s| {
-            group_by_site(&s.traces)
+            group_by_site(s)
                 .into_iter()
                 .map(|(k, u)| (k, (u.bytes, u.count)))
                 .collect()
         })
         .collect();
     // Sites as of the newest snapshot: a leak is still holding memory there.
-    let newest = group_by_site(&judged[judged.len() - 1].traces);
+    let newest = group_by_site(judged[judged.len() - 1]);
     let mut sites: BTreeMap<String, CallSite> = BTreeMap::new();
     for (key, usage) in newest {
         sites.insert(key, usage.site);

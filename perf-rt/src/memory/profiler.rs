@@ -201,6 +201,7 @@ impl MemoryProfiler {
     /// Everything `/api/performance/memory` shows.
     pub fn report(&self) -> MemoryReport {
         let (live_samples, dropped_samples) = sampler::sample_counts();
+        let (stacks, recycled_stacks) = sampler::trace_counts();
         MemoryReport {
             generated_at_ms: now_ms(),
             allocator_installed: is_installed(),
@@ -209,7 +210,8 @@ impl MemoryProfiler {
                 rate: sample_rate().unwrap_or(0),
                 live_samples,
                 dropped_samples,
-                stacks: sampler::trace_count(),
+                stacks,
+                recycled_stacks,
             },
             top_sites: self.top_sites(self.config.top_sites),
             types: live_instances(),
@@ -242,8 +244,11 @@ pub struct SamplingInfo {
     pub live_samples: usize,
     /// Samples lost because a table was full.
     pub dropped_samples: u64,
-    /// Distinct stacks recorded.
+    /// Slots of the stack table in use (at most 4096).
     pub stacks: usize,
+    /// Times a stack no live sample used gave its slot to a new one.
+    #[serde(default)]
+    pub recycled_stacks: u64,
 }
 
 /// A kept snapshot, in brief.

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::{Pin, pin};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,6 +55,21 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (R, ScopeStats) {
 
 /// Measures a call from its creation to its drop and records it under a name
 /// (what `#[profile_memory]` expands to for a plain function).
+///
+/// It reads the counters of the thread it was created on, so it is not `Send`: held
+/// across an `.await` on a multi-threaded runtime it would be dropped on another thread
+/// and subtract one thread's counters from another's. A future holding one cannot be
+/// spawned; measure async code with [`profile_future`] (or `#[profile_memory]` on the
+/// `async fn`), which measures each poll on the thread that runs it.
+///
+/// ```compile_fail
+/// # async fn io() {}
+/// fn spawn<F: std::future::Future + Send>(_: F) {}
+/// spawn(async {
+///     let _scope = perf_rt::memory::ScopeGuard::enter("handler", None);
+///     io().await; // the guard may come back on another thread
+/// });
+/// ```
 #[derive(Debug)]
 #[must_use = "the scope measures until it is dropped"]
 pub struct ScopeGuard {
@@ -61,6 +77,8 @@ pub struct ScopeGuard {
     threshold: Option<u64>,
     start: ThreadCounters,
     previous_peak: i64,
+    /// Not `Send` (nor `Sync`): the figures belong to the creating thread.
+    _thread_bound: PhantomData<*const ()>,
 }
 
 impl ScopeGuard {
@@ -71,6 +89,7 @@ impl ScopeGuard {
             threshold,
             start: thread_counters(),
             previous_peak: thread_peak_begin(),
+            _thread_bound: PhantomData,
         }
     }
 }

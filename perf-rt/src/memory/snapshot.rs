@@ -2,6 +2,7 @@
 //! `compare_to`).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,9 @@ use super::allocator::{Stats, sample_rate, stats, without_sampling};
 use super::instances::{TypeInstances, live_instances};
 use super::sampler;
 use super::symbols::{CallSite, call_site};
+
+/// The raw stack of a trace id, shared by every snapshot that holds it.
+type Stack = Arc<[usize]>;
 
 /// Estimated live memory of one sampled stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,12 +34,45 @@ pub struct Snapshot {
     pub taken_at_ms: u64,
     /// Exact allocator counters.
     pub stats: Stats,
-    /// Mean bytes between samples when it was taken (`0`: sampling off).
+    /// Mean bytes between samples when it was taken (`0`: sampling off). Each sample is
+    /// weighed by the rate it was taken at, which may be an earlier one.
     pub sample_rate: usize,
     /// Estimated live memory per sampled stack, largest first.
     pub traces: Vec<TraceUsage>,
     /// Live instances of the tracked types.
     pub instances: Vec<TypeInstances>,
+    /// The stacks of `traces`, copied when the snapshot was taken: the profiler recycles
+    /// the slots of stacks no live block uses, so an id alone could name nothing later.
+    /// Process-specific addresses, so not serialised.
+    #[serde(skip)]
+    stacks: HashMap<u32, Stack>,
+}
+
+/// Stacks held by snapshots, so that the snapshots of a process share one copy of each.
+fn shared_stacks() -> &'static Mutex<HashMap<u32, Weak<[usize]>>> {
+    static STACKS: OnceLock<Mutex<HashMap<u32, Weak<[usize]>>>> = OnceLock::new();
+    STACKS.get_or_init(Default::default)
+}
+
+/// The stacks of `traces`, as of now.
+fn copy_stacks(traces: &[TraceUsage]) -> HashMap<u32, Stack> {
+    let mut shared = shared_stacks().lock().unwrap_or_else(|e| e.into_inner());
+    // Stacks of snapshots that are gone.
+    shared.retain(|_, stack| stack.strong_count() > 0);
+    traces
+        .iter()
+        .map(|usage| {
+            let stack = match shared.get(&usage.trace).and_then(Weak::upgrade) {
+                Some(stack) => stack,
+                None => {
+                    let stack: Stack = sampler::trace_frames(usage.trace).into();
+                    shared.insert(usage.trace, Arc::downgrade(&stack));
+                    stack
+                }
+            };
+            (usage.trace, stack)
+        })
+        .collect()
 }
 
 /// Scales a sampled block up to the population it stands for. With a Poisson process of
@@ -60,7 +97,7 @@ impl Snapshot {
         let rate = sample_rate().unwrap_or(0);
         let mut per_trace: HashMap<u32, (f64, f64)> = HashMap::new();
         sampler::for_each_live(|s| {
-            let w = weight(s.size, rate);
+            let w = weight(s.size, s.rate);
             let e = per_trace.entry(s.trace).or_default();
             e.0 += s.size as f64 * w;
             e.1 += w;
@@ -79,14 +116,20 @@ impl Snapshot {
             taken_at_ms: now_ms(),
             stats: stats(),
             sample_rate: rate,
+            stacks: copy_stacks(&traces),
             traces,
             instances: live_instances(),
         }
     }
 
+    /// The raw instruction pointers of one of its stacks (empty if unknown).
+    fn stack(&self, trace: u32) -> &[usize] {
+        self.stacks.get(&trace).map_or(&[], |s| s)
+    }
+
     /// Estimated live memory per call site, largest first (symbols resolved now).
     pub fn by_site(&self) -> Vec<SiteUsage> {
-        let mut sites: Vec<SiteUsage> = group_by_site(&self.traces).into_values().collect();
+        let mut sites: Vec<SiteUsage> = group_by_site(self).into_values().collect();
         sites.sort_by(|a, b| {
             b.bytes
                 .cmp(&a.bytes)
@@ -97,8 +140,8 @@ impl Snapshot {
 
     /// Growth per call site from `earlier` to `self`, largest change first.
     pub fn compare_to(&self, earlier: &Snapshot) -> Vec<SiteDiff> {
-        let before = group_by_site(&earlier.traces);
-        let after = group_by_site(&self.traces);
+        let before = group_by_site(earlier);
+        let after = group_by_site(self);
         let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
         keys.sort();
         keys.dedup();
@@ -162,11 +205,11 @@ pub struct SiteDiff {
     pub count_diff: i64,
 }
 
-/// Merges stacks that resolve to the same call site.
-pub(crate) fn group_by_site(traces: &[TraceUsage]) -> HashMap<String, SiteUsage> {
+/// Merges the stacks of a snapshot that resolve to the same call site.
+pub(crate) fn group_by_site(snapshot: &Snapshot) -> HashMap<String, SiteUsage> {
     let mut sites: HashMap<String, SiteUsage> = HashMap::new();
-    for usage in traces {
-        let site = call_site(usage.trace);
+    for usage in &snapshot.traces {
+        let site = call_site(snapshot.stack(usage.trace));
         let entry = sites.entry(site.key()).or_insert_with(|| SiteUsage {
             site,
             bytes: 0,

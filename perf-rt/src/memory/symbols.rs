@@ -6,7 +6,6 @@ use std::sync::{Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use super::allocator::without_sampling;
-use super::sampler;
 
 /// One resolved frame of a sampled stack (inlined functions give several per address).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,9 +121,8 @@ fn resolve_ip(ip: usize, cache: &mut HashMap<usize, Vec<StackFrame>>) -> Vec<Sta
         .clone()
 }
 
-/// Resolves an interned stack into a call site.
-pub(crate) fn call_site(trace: u32) -> CallSite {
-    let ips = sampler::trace_frames(trace);
+/// Resolves a sampled stack (raw instruction pointers) into a call site.
+pub(crate) fn call_site(ips: &[usize]) -> CallSite {
     without_sampling(|| {
         let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
         let all: Vec<StackFrame> = ips

@@ -6,8 +6,7 @@
 //! thread, and works in programs without a runtime.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -71,34 +70,59 @@ impl Ring {
     }
 }
 
-/// A running timeline sampler. Dropping the handle leaves it running; [`stop`] ends it.
+/// A running timeline sampler, like a [`std::thread::JoinHandle`]: dropping the handle
+/// detaches it, and the sampler keeps running for the life of the process; [`stop`] ends
+/// it and waits for its thread.
 ///
 /// [`stop`]: TimelineHandle::stop
 #[derive(Debug)]
 pub struct TimelineHandle {
-    stop: mpsc::Sender<()>,
+    stop: Arc<StopSignal>,
     thread: JoinHandle<()>,
 }
 
+/// Set once by [`TimelineHandle::stop`]; the sampler waits on it between points, so a stop
+/// takes effect at once rather than after the interval.
+#[derive(Debug, Default)]
+struct StopSignal {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl StopSignal {
+    /// Waits up to `timeout`; true once a stop was asked for.
+    fn wait(&self, timeout: Duration) -> bool {
+        let stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let (stopped, _) = self
+            .wake
+            .wait_timeout_while(stopped, timeout, |stopped| !*stopped)
+            .unwrap_or_else(|e| e.into_inner());
+        *stopped
+    }
+}
+
 impl TimelineHandle {
-    /// Stops the sampler and waits for its thread to end.
+    /// Stops the sampler and waits for its thread to end. Dropping the handle instead
+    /// leaves the sampler running.
     pub fn stop(self) {
-        let _ = self.stop.send(());
+        *self.stop.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.stop.wake.notify_all();
         let _ = self.thread.join();
     }
 }
 
 /// Starts a thread that pushes a point into `ring` every `interval`.
 pub(crate) fn start(ring: Arc<Ring>, interval: Duration) -> std::io::Result<TimelineHandle> {
-    let (stop, stopped) = mpsc::channel();
+    let stop = Arc::new(StopSignal::default());
+    let signal = stop.clone();
     let thread = std::thread::Builder::new()
         .name("perf-memory-timeline".into())
         .spawn(move || {
+            // Only a stop ends the loop: the handle being dropped does not.
             loop {
                 ring.push(TimelinePoint::now());
-                match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                if signal.wait(interval) {
+                    break;
                 }
             }
         })?;

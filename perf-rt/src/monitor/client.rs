@@ -254,6 +254,10 @@ pub struct ClientReport {
     pub rejected_by: BTreeMap<String, u64>,
     /// Beacons refused because their sender, or all senders together, sent too many.
     pub rate_limited: u64,
+    /// Accepted beacons recorded under [`OTHER_ROUTE`]: their route is not one the server
+    /// has answered, or the route bound was reached.
+    #[serde(default)]
+    pub folded: u64,
     /// Per route template (or [`OTHER_ROUTE`]), per metric name (`CLS`, `FCP`, `INP`,
     /// `LCP`, `TTFB`), the summary of the values recorded.
     pub routes: BTreeMap<String, BTreeMap<String, MetricSummary>>,
@@ -359,6 +363,7 @@ fn client_key(peer: IpAddr) -> IpAddr {
 #[derive(Debug, Default)]
 struct Figures {
     accepted: u64,
+    folded: u64,
     routes: BTreeMap<String, BTreeMap<&'static str, Series>>,
 }
 
@@ -485,12 +490,15 @@ impl ClientMetrics {
                 .record(metric, value);
         }
         figures.accepted += 1;
+        if key == OTHER_ROUTE {
+            figures.folded += 1;
+        }
         Ok(values.len())
     }
 
     /// The figures so far.
     pub fn report(&self) -> ClientReport {
-        let (accepted, routes) = {
+        let (accepted, folded, routes) = {
             let figures = lock(&self.figures);
             let routes = figures
                 .routes
@@ -503,7 +511,7 @@ impl ClientMetrics {
                     (route.clone(), metrics)
                 })
                 .collect();
-            (figures.accepted, routes)
+            (figures.accepted, figures.folded, routes)
         };
         let rejected_by: BTreeMap<String, u64> = REJECTIONS
             .iter()
@@ -516,6 +524,7 @@ impl ClientMetrics {
             rejected: rejected_by.values().sum(),
             rejected_by,
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            folded,
             routes,
         }
     }
@@ -846,6 +855,7 @@ mod tests {
         assert_eq!(routes.keys().collect::<Vec<_>>(), ["(other)", "/a", "/b"]);
         assert_eq!(routes["/a"]["LCP"].count, 2);
         assert_eq!(routes["(other)"]["LCP"].count, 2);
+        assert_eq!(m.report().folded, 2);
     }
 
     #[test]

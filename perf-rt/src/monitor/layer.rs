@@ -14,7 +14,7 @@ use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::requests::{RouteSeries, UNMATCHED, slow_request};
+use super::requests::{RouteSeries, UNMATCHED, method_label, slow_request};
 use super::scope::{RequestScope, with_scope};
 use super::{Inner, Monitor};
 
@@ -184,13 +184,13 @@ impl State {
         if data.queries > 0 {
             monitor
                 .queries
-                .finish_request(&self.route.name, self.method.as_str(), &data);
+                .finish_request(&self.route.name, method_label(&self.method), &data);
         }
         if elapsed >= monitor.requests.slow_threshold {
             tracing::warn!(
                 target: "perf_rt::monitor",
                 route = %self.route.name,
-                method = %self.method,
+                method = method_label(&self.method),
                 path = self.uri.path(),
                 status,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,

@@ -26,7 +26,13 @@ pub enum MetricError {
     TooManyNames(usize),
     /// Already tracking the most distinct tag sets allowed for this metric.
     TooManySeries(String, usize),
+    /// More tags than [`MAX_TAGS`] in one value.
+    TooManyTags(usize),
 }
+
+/// Most tags one metric value may carry: with names, values and tag sets bounded too, the
+/// memory of all series together is bounded.
+pub const MAX_TAGS: usize = 16;
 
 impl std::fmt::Display for MetricError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,6 +48,9 @@ impl std::fmt::Display for MetricError {
                 "metric {name:?} already has {max} tag sets: a tag with unbounded values (ids, \
                  paths) belongs in a log, not a metric"
             ),
+            MetricError::TooManyTags(n) => {
+                write!(f, "{n} tags on one metric value: at most {MAX_TAGS}")
+            }
         }
     }
 }
@@ -117,7 +126,10 @@ impl CustomMetrics {
 
     fn try_track(&self, name: &str, value: f64, tags: &[(&str, &str)]) -> Result<(), MetricError> {
         if !valid_name(name, true) {
-            return Err(MetricError::InvalidName(name.into()));
+            return Err(MetricError::InvalidName(name.chars().take(100).collect()));
+        }
+        if tags.len() > MAX_TAGS {
+            return Err(MetricError::TooManyTags(tags.len()));
         }
         for (k, v) in tags {
             // `name` and `quantile` are the exporter's own labels.
@@ -126,7 +138,7 @@ impl CustomMetrics {
                 || matches!(*k, "name" | "quantile")
                 || v.len() > 100
             {
-                return Err(MetricError::InvalidName((*k).into()));
+                return Err(MetricError::InvalidName(k.chars().take(100).collect()));
             }
         }
         if !value.is_finite() {
@@ -286,7 +298,15 @@ mod tests {
             m.track("a", 1.0, &[("bad-key", "v")]),
             Err(MetricError::InvalidName(_))
         ));
-        assert_eq!(m.dropped(), 5);
+        let many: Vec<(String, String)> = (0..=MAX_TAGS)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert!(matches!(
+            m.track("a", 1.0, &many),
+            Err(MetricError::TooManyTags(17))
+        ));
+        assert_eq!(m.dropped(), 6);
         let report = m.report();
         let a = &report["a"][0];
         assert_eq!(

@@ -42,9 +42,11 @@ use serde::Serialize;
 pub use client::{ClientConfig, ClientMetrics, ClientReport};
 pub use histogram::Summary;
 pub use layer::{MonitorLayer, MonitorService, ResponseFuture};
-pub use metrics::{FunctionTimer, MetricError, MetricSeries, MetricStat, profile_future};
+pub use metrics::{FunctionTimer, MAX_TAGS, MetricError, MetricSeries, MetricStat, profile_future};
 pub use queries::{NPlusOne, QueriesReport, QueryStat, SlowQuery};
-pub use requests::{OTHER_ROUTES, RequestsReport, RouteStat, SlowRequest, UNMATCHED};
+pub use requests::{
+    OTHER_METHOD, OTHER_ROUTES, RequestsFolded, RequestsReport, RouteStat, SlowRequest, UNMATCHED,
+};
 pub use resources::ResourceSample;
 pub use scope::{RequestScope, spawn_blocking};
 pub use sql::{fingerprint, normalize_sql};
@@ -520,7 +522,7 @@ impl Monitor {
 
 /// Records a query execution into the current request's monitor, else the global one
 /// (else nowhere). For database layers without a hook of ours; see also
-/// [`time_queries`](crate::monitor::time_queries) for rusqlite.
+/// [`time_queries`] for rusqlite.
 pub fn track_query(sql: &str, duration: Duration) {
     // One scope lookup: the request's scope knows its monitor.
     match RequestScope::current() {

@@ -67,7 +67,7 @@ pub struct QueriesReport {
     /// Executions of one fingerprint in one request that count as N+1.
     pub n_plus_one_threshold: u32,
     /// Per fingerprint, slowest total first. Beyond the fingerprint bound, new shapes are
-    /// counted under the fingerprint `"other"`.
+    /// counted under the fingerprint `"other"` (statement `(other statements)`).
     pub fingerprints: Vec<QueryStat>,
     /// The most recent slow executions, newest last.
     pub slow: Vec<SlowQuery>,
@@ -75,6 +75,9 @@ pub struct QueriesReport {
     pub n_plus_one_total: u64,
     /// The most recent N+1 detections, newest last.
     pub n_plus_one: Vec<NPlusOne>,
+    /// Executions recorded under the catch-all fingerprint `"other"` because the
+    /// fingerprint bound was reached.
+    pub folded: u64,
 }
 
 #[derive(Debug)]
@@ -85,6 +88,12 @@ struct Series {
 
 /// Raw statement → (fingerprint, normalised statement).
 type Normalized = HashMap<Box<str>, (u64, Arc<str>)>;
+
+/// Longest statement remembered by the normalisation cache, bytes: a statement with
+/// values spliced in can be as long as the client's input.
+const MAX_CACHED_SQL: usize = 2048;
+/// Longest normalised statement kept for display (the fingerprint covers all of it).
+const MAX_SHOWN_SQL: usize = 1024;
 
 #[derive(Debug)]
 pub(crate) struct QueryStats {
@@ -98,6 +107,7 @@ pub(crate) struct QueryStats {
     n_plus_one_threshold: u32,
     n_plus_one_total: AtomicU64,
     n_plus_one: Mutex<VecDeque<NPlusOne>>,
+    folded: AtomicU64,
 }
 
 const RECENT: usize = 100;
@@ -115,6 +125,7 @@ impl QueryStats {
             n_plus_one_threshold: n_plus_one.max(2),
             n_plus_one_total: AtomicU64::new(0),
             n_plus_one: Mutex::new(VecDeque::new()),
+            folded: AtomicU64::new(0),
         }
     }
 
@@ -123,7 +134,13 @@ impl QueryStats {
             return hit.clone();
         }
         let normalized = normalize_sql(sql);
-        let entry = (fingerprint(&normalized), Arc::<str>::from(normalized));
+        let entry = (
+            fingerprint(&normalized),
+            Arc::<str>::from(shorten(&normalized)),
+        );
+        if sql.len() > MAX_CACHED_SQL {
+            return entry;
+        }
         let mut cache = lock(&self.normalized);
         if cache.len() >= 4 * self.max_fingerprints {
             cache.clear();
@@ -137,8 +154,12 @@ impl QueryStats {
         self.total.fetch_add(1, Ordering::Relaxed);
         {
             let mut map = lock(&self.by_fingerprint);
-            if !map.contains_key(&fp) && map.len() >= self.max_fingerprints {
+            // The catch-all does not count against the bound: exactly `max_fingerprints`
+            // shapes have their own series.
+            let own = map.len() - usize::from(map.contains_key(&OTHER));
+            if !map.contains_key(&fp) && own >= self.max_fingerprints {
                 fp = OTHER;
+                self.folded.fetch_add(1, Ordering::Relaxed);
             }
             map.entry(fp)
                 .or_insert_with(|| Series {
@@ -238,7 +259,12 @@ impl QueryStats {
             slow: lock(&self.slow).iter().cloned().collect(),
             n_plus_one_total: self.n_plus_one_total(),
             n_plus_one: lock(&self.n_plus_one).iter().cloned().collect(),
+            folded: self.folded(),
         }
+    }
+
+    pub(crate) fn folded(&self) -> u64 {
+        self.folded.load(Ordering::Relaxed)
     }
 
     pub(crate) fn clear(&self) {
@@ -247,5 +273,71 @@ impl QueryStats {
         lock(&self.n_plus_one).clear();
         self.total.store(0, Ordering::Relaxed);
         self.n_plus_one_total.store(0, Ordering::Relaxed);
+        self.folded.store(0, Ordering::Relaxed);
+    }
+}
+
+/// `sql` cut to [`MAX_SHOWN_SQL`] bytes (on a character boundary), with `…` when cut.
+fn shorten(sql: &str) -> String {
+    if sql.len() <= MAX_SHOWN_SQL {
+        return sql.to_owned();
+    }
+    let mut end = MAX_SHOWN_SQL;
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &sql[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_bounded_and_the_overflow_is_counted() {
+        let stats = QueryStats::new(3, Duration::from_secs(1), 5);
+        for table in 0..10 {
+            let sql = format!("SELECT * FROM t{table} WHERE id = 1");
+            stats.record(&sql, Duration::from_millis(1), None);
+        }
+        let report = stats.report();
+        assert_eq!(report.fingerprints.len(), 4, "{report:#?}");
+        assert_eq!(report.folded, 7);
+        let other = report
+            .fingerprints
+            .iter()
+            .find(|f| f.fingerprint == "other")
+            .unwrap();
+        assert_eq!(other.timing.count, 7);
+        assert_eq!(other.sql, "(other statements)");
+        // A known shape still has its own series.
+        stats.record(
+            "select * from t0 where id = 9",
+            Duration::from_millis(1),
+            None,
+        );
+        assert_eq!(stats.report().folded, 7);
+    }
+
+    #[test]
+    fn long_statements_are_neither_cached_nor_kept_whole() {
+        let stats = QueryStats::new(10, Duration::ZERO, 5);
+        let long = format!("SELECT {} FROM t", "a, ".repeat(5000) + "é");
+        stats.record(&long, Duration::from_millis(1), None);
+        let report = stats.report();
+        let shown = &report.fingerprints[0].sql;
+        assert!(
+            shown.len() <= MAX_SHOWN_SQL + '…'.len_utf8(),
+            "{}",
+            shown.len()
+        );
+        assert!(shown.ends_with('…'));
+        assert!(report.slow[0].sql.len() <= MAX_SHOWN_SQL + '…'.len_utf8());
+        assert!(lock(&stats.normalized).is_empty());
+        // The fingerprint is still that of the whole statement.
+        assert_eq!(
+            report.fingerprints[0].fingerprint,
+            format!("{:016x}", fingerprint(&normalize_sql(&long)))
+        );
     }
 }

@@ -12,17 +12,22 @@ use serde::Serialize;
 use super::histogram::{Summary, Timings};
 use super::{lock, now_ms, push_bounded};
 
-/// Route label of requests no route matched (the fallback).
+/// Route label of requests no route matched (the fallback), whatever their path.
 pub const UNMATCHED: &str = "(unmatched)";
-/// Route label used once the route bound is reached.
+/// Route label used once the route bound ([`MonitorConfig::max_routes`]) is reached.
+///
+/// [`MonitorConfig::max_routes`]: super::MonitorConfig::max_routes
 pub const OTHER_ROUTES: &str = "(other)";
+/// Method label of every method but the nine of RFC 9110 and RFC 5789, which a client can
+/// make up at will (`M00001 / HTTP/1.1`).
+pub const OTHER_METHOD: &str = "OTHER";
 
 /// Latency of one route, method and status class.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteStat {
     /// Matched route template, as written in the router (`/reflections/{id}`).
     pub route: String,
-    /// HTTP method (`OTHER` for non-standard ones).
+    /// HTTP method ([`OTHER_METHOD`] for non-standard ones).
     pub method: String,
     /// Status class: `1xx` … `5xx`.
     pub status: String,
@@ -69,13 +74,26 @@ pub struct RequestsReport {
     pub routes: Vec<RouteStat>,
     /// The most recent slow requests, newest last.
     pub slow: Vec<SlowRequest>,
+    /// Requests recorded under a catch-all label: [`OTHER_METHOD`] for a non-standard
+    /// method, [`OTHER_ROUTES`] once the route bound is reached.
+    pub folded: RequestsFolded,
+}
+
+/// Requests whose labels were folded into a catch-all series, so that labels a client
+/// makes up cannot add series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RequestsFolded {
+    /// Requests with a non-standard method, recorded as [`OTHER_METHOD`].
+    pub methods: u64,
+    /// Requests of a route template beyond the bound, recorded as [`OTHER_ROUTES`].
+    pub routes: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct RouteSeries {
     pub(crate) name: Arc<str>,
-    /// (method, status class, timings). A route sees few methods and classes.
-    series: Mutex<Vec<(Method, u8, Timings)>>,
+    /// (method label, status class, timings): at most ten labels times five classes.
+    series: Mutex<Vec<(&'static str, u8, Timings)>>,
 }
 
 #[derive(Debug)]
@@ -91,21 +109,30 @@ pub(crate) struct RequestStats {
     /// Since the last timeline tick.
     interval: Mutex<Timings>,
     slow: Mutex<VecDeque<SlowRequest>>,
+    folded_methods: AtomicU64,
+    folded_routes: AtomicU64,
 }
 
-pub(crate) fn method_label(m: &Method) -> Method {
-    match *m {
-        Method::GET
-        | Method::POST
-        | Method::PUT
-        | Method::DELETE
-        | Method::HEAD
-        | Method::OPTIONS
-        | Method::PATCH
-        | Method::CONNECT
-        | Method::TRACE => m.clone(),
-        _ => Method::from_bytes(b"OTHER").expect("a valid token"),
-    }
+/// The nine methods of RFC 9110 and RFC 5789: each is a label of its own.
+static STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::PATCH,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+/// The label a request's method is recorded under: itself if standard, else
+/// [`OTHER_METHOD`].
+pub(crate) fn method_label(m: &Method) -> &'static str {
+    STANDARD_METHODS
+        .iter()
+        .find(|s| *s == m)
+        .map_or(OTHER_METHOD, Method::as_str)
 }
 
 impl RequestStats {
@@ -121,6 +148,8 @@ impl RequestStats {
             overall: Mutex::new(Timings::new()),
             interval: Mutex::new(Timings::new()),
             slow: Mutex::new(VecDeque::new()),
+            folded_methods: AtomicU64::new(0),
+            folded_routes: AtomicU64::new(0),
         }
     }
 
@@ -135,7 +164,11 @@ impl RequestStats {
             return r.clone();
         }
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        let name: &str = if routes.len() >= self.max_routes && !routes.contains_key(route) {
+        // `(other)` itself does not count against the bound, so exactly `max_routes`
+        // templates have their own series.
+        let own = routes.len() - usize::from(routes.contains_key(OTHER_ROUTES));
+        let name: &str = if own >= self.max_routes && !routes.contains_key(route) {
+            self.folded_routes.fetch_add(1, Ordering::Relaxed);
             OTHER_ROUTES
         } else {
             route
@@ -164,17 +197,23 @@ impl RequestStats {
 
     pub(crate) fn record(&self, route: &RouteSeries, method: &Method, status: u16, d: Duration) {
         let class = (status / 100).clamp(1, 5) as u8;
+        // Looked up by label, not by method: a made-up method must find the one `OTHER`
+        // series instead of adding its own.
+        let label = method_label(method);
+        if label == OTHER_METHOD {
+            self.folded_methods.fetch_add(1, Ordering::Relaxed);
+        }
         {
             let mut series = lock(&route.series);
             match series
                 .iter_mut()
-                .find(|(m, c, _)| *c == class && m == method)
+                .find(|(m, c, _)| *c == class && *m == label)
             {
                 Some((_, _, t)) => t.record(d),
                 None => {
                     let mut t = Timings::new();
                     t.record(d);
-                    series.push((method_label(method), class, t));
+                    series.push((label, class, t));
                 }
             }
         }
@@ -212,8 +251,15 @@ impl RequestStats {
         )
     }
 
-    /// Calls `f` for every series: route, method, status class, timings.
-    pub(crate) fn each(&self, mut f: impl FnMut(&str, &Method, u8, &Timings)) {
+    pub(crate) fn folded(&self) -> RequestsFolded {
+        RequestsFolded {
+            methods: self.folded_methods.load(Ordering::Relaxed),
+            routes: self.folded_routes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Calls `f` for every series: route, method label, status class, timings.
+    pub(crate) fn each(&self, mut f: impl FnMut(&str, &str, u8, &Timings)) {
         let routes: Vec<Arc<RouteSeries>> = self
             .routes
             .read()
@@ -233,7 +279,7 @@ impl RequestStats {
         self.each(|route, method, class, t| {
             routes.push(RouteStat {
                 route: route.to_owned(),
-                method: method.to_string(),
+                method: method.to_owned(),
                 status: format!("{class}xx"),
                 timing: t.summary(),
             })
@@ -251,6 +297,7 @@ impl RequestStats {
             overall: self.overall(),
             routes,
             slow: lock(&self.slow).iter().cloned().collect(),
+            folded: self.folded(),
         }
     }
 
@@ -269,6 +316,8 @@ impl RequestStats {
         self.total.store(0, Ordering::Relaxed);
         self.slow_total.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
+        self.folded_methods.store(0, Ordering::Relaxed);
+        self.folded_routes.store(0, Ordering::Relaxed);
     }
 }
 
@@ -285,7 +334,7 @@ pub(crate) fn slow_request(
         at_ms: now_ms(),
         route: route.to_owned(),
         path: path.chars().take(200).collect(),
-        method: method_label(method).to_string(),
+        method: method_label(method).to_owned(),
         status,
         duration_ms: d.as_secs_f64() * 1000.0,
         queries,

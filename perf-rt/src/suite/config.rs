@@ -47,6 +47,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PERF_THRESHOLD_SLOW_QUERY_MS", "100"),
     ("PERF_N_PLUS_ONE_THRESHOLD", "5"),
     ("PERF_MONITOR_TOKEN", "(none: loopback clients only)"),
+    ("PERF_MONITOR_ALLOW_NO_TOKEN", "false"),
     ("PERF_MONITOR_INTERVAL_MS", "5000"),
     ("PERF_MONITOR_TIMELINE_POINTS", "720"),
     ("PERF_SERVER_TIMING", "true"),
@@ -78,8 +79,16 @@ pub struct Config {
     /// Memory snapshots kept (100).
     pub memory_max_snapshots: usize,
     /// Token the monitoring endpoints require as `Authorization: Bearer …` (or the
-    /// dashboard's `perf_token` cookie). Without one they answer loopback clients only.
+    /// dashboard's `perf_token` cookie): at least 16 printable characters without spaces,
+    /// `;` or `,`, however it is set ([`Config::validate`]). Without one they answer
+    /// loopback clients only, and [`PerfSuite::check_listener`] refuses a listener other
+    /// hosts can reach unless [`Config::monitor_allow_no_token`] is set.
+    ///
+    /// [`PerfSuite::check_listener`]: super::PerfSuite::check_listener
     pub monitor_token: Option<String>,
+    /// Without a token, serve the monitoring endpoints (to direct loopback clients only)
+    /// even on a listener other hosts can reach (false).
+    pub monitor_allow_no_token: bool,
     /// Smallest body compressed, bytes (256).
     pub compression_min_bytes: u16,
     /// The monitor's settings (thresholds, intervals, bounds).
@@ -105,6 +114,7 @@ impl Default for Config {
             query_cache_default_expire: Duration::from_secs(300),
             memory_max_snapshots: 100,
             monitor_token: None,
+            monitor_allow_no_token: false,
             compression_min_bytes: 256,
             monitor: MonitorConfig::default(),
             #[cfg(feature = "assets")]
@@ -139,6 +149,25 @@ fn parse_number<T: std::str::FromStr>(
     })
 }
 
+/// The one rule for a monitoring token, wherever it comes from. An empty token would let
+/// `Cookie: perf_token=` in; a short one can be guessed; spaces, `;` and `,` would not
+/// survive the `Authorization` header or the dashboard's cookie.
+fn check_token(token: &str) -> Result<(), ConfigError> {
+    if token.len() >= 16
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+    {
+        return Ok(());
+    }
+    Err(ConfigError {
+        variable: "PERF_MONITOR_TOKEN",
+        value: "(hidden)".into(),
+        expected: "at least 16 printable characters without spaces, ';' or ',' (to run \
+                   without a token, leave it unset)",
+    })
+}
+
 impl Config {
     /// The defaults, overridden by every `PERF_*` variable that is set (an empty value
     /// counts as unset). A value that does not parse is an error naming the variable.
@@ -158,6 +187,7 @@ impl Config {
             ("PERF_RESPONSE_COMPRESSION", &mut c.response_compression),
             ("PERF_FRONTEND_OPTIMIZATION", &mut c.frontend_optimization),
             ("PERF_SERVER_TIMING", &mut c.monitor.server_timing),
+            ("PERF_MONITOR_ALLOW_NO_TOKEN", &mut c.monitor_allow_no_token),
         ] {
             if let Some(v) = get(name) {
                 *field = parse_bool(name, &v)?;
@@ -224,21 +254,11 @@ impl Config {
             c.monitor.disk_path = PathBuf::from(v);
         }
         if let Some(v) = var("PERF_MONITOR_TOKEN") {
-            let v = v.trim().to_owned();
-            if v.is_empty() {
-                // Unset and empty are the same: no token.
-            } else if v.len() < 16
-                || !v
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
-            {
-                return Err(ConfigError {
-                    variable: "PERF_MONITOR_TOKEN",
-                    value: "(hidden)".into(),
-                    expected: "at least 16 printable characters without spaces, ';' or ','",
-                });
-            } else {
-                c.monitor_token = Some(v);
+            // Unset and empty are the same: no token.
+            let v = v.trim();
+            if !v.is_empty() {
+                check_token(v)?;
+                c.monitor_token = Some(v.to_owned());
             }
         }
         Ok(c)
@@ -259,10 +279,30 @@ impl Config {
         self
     }
 
-    /// Sets the monitoring token.
+    /// Sets the monitoring token. It is checked like `PERF_MONITOR_TOKEN`
+    /// ([`Config::validate`]) when the suite starts, which fails on a bad one, an empty one
+    /// included: to run without a token, leave it unset.
     pub fn monitor_token(mut self, token: impl Into<String>) -> Self {
         self.monitor_token = Some(token.into());
         self
+    }
+
+    /// Serves the monitoring endpoints without a token (to direct loopback clients only)
+    /// even on a listener other hosts can reach; see [`Config::monitor_allow_no_token`].
+    pub fn monitor_allow_no_token(mut self, allow: bool) -> Self {
+        self.monitor_allow_no_token = allow;
+        self
+    }
+
+    /// Checks the settings made in code the way [`Config::from_env`] checks the
+    /// environment: today, the monitoring token. [`init_performance_suite`] calls it.
+    ///
+    /// [`init_performance_suite`]: super::init_performance_suite
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.monitor_token {
+            Some(token) => check_token(token),
+            None => Ok(()),
+        }
     }
 
     /// Replaces the browser-metrics limits.
@@ -330,5 +370,49 @@ mod tests {
         assert_eq!(e.variable, "PERF_N_PLUS_ONE_THRESHOLD");
         let e = from(&[("PERF_MONITOR_TOKEN", "short")]).unwrap_err();
         assert!(!e.to_string().contains("short"), "the token leaked: {e}");
+        assert!(
+            from(&[("PERF_MONITOR_TOKEN", "  ")])
+                .unwrap()
+                .monitor_token
+                .is_none()
+        );
+        assert!(
+            from(&[("PERF_MONITOR_ALLOW_NO_TOKEN", "yes")])
+                .unwrap()
+                .monitor_allow_no_token
+        );
+    }
+
+    #[test]
+    fn a_token_set_in_code_is_held_to_the_same_rule() {
+        let good = "0123456789abcdef0123";
+        assert_eq!(Config::default().monitor_token(good).validate(), Ok(()));
+        assert_eq!(Config::default().validate(), Ok(()));
+        for bad in [
+            "",
+            " ",
+            "short",
+            "0123456789 abcdef",
+            "0123456789abcdef;",
+            "0123456789abcdé",
+        ] {
+            let e = Config::default().monitor_token(bad).validate().unwrap_err();
+            assert_eq!(e.variable, "PERF_MONITOR_TOKEN", "{bad:?}");
+            assert_eq!(
+                from(&[("PERF_MONITOR_TOKEN", bad)]).map(|c| c.monitor_token),
+                if bad.trim().is_empty() {
+                    Ok(None)
+                } else {
+                    Err(e.clone())
+                },
+                "{bad:?}: environment and code disagree"
+            );
+        }
+        // The field is public: setting it directly is checked the same way.
+        let c = Config {
+            monitor_token: Some(String::new()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
     }
 }

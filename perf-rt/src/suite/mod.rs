@@ -10,9 +10,10 @@
 //! let app: Router = Router::new().route("/", get(|| async { "hello" }));
 //! let (app, suite) = init_performance_suite(app, Config::from_env()?).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! // Without a token, refuses a listener other hosts can reach.
+//! suite.check_listener(listener.local_addr()?)?;
 //! // Connection info lets the monitoring endpoints recognise loopback clients.
 //! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
-//! # drop(suite);
 //! # Ok(()) }
 //! ```
 //!
@@ -43,6 +44,9 @@ pub enum SuiteError {
     Cache(crate::cache::CacheError),
     /// A sampler thread could not be started.
     Io(std::io::Error),
+    /// The monitoring endpoints have no token and the server listens where other hosts
+    /// can reach it; see [`PerfSuite::check_listener`].
+    OpenMonitor(std::net::SocketAddr),
 }
 
 impl std::fmt::Display for SuiteError {
@@ -52,6 +56,12 @@ impl std::fmt::Display for SuiteError {
             #[cfg(feature = "cache")]
             SuiteError::Cache(e) => write!(f, "query cache: {e}"),
             SuiteError::Io(e) => write!(f, "starting a sampler thread: {e}"),
+            SuiteError::OpenMonitor(addr) => write!(
+                f,
+                "the server listens on {addr}, which other hosts can reach, and the monitoring \
+                 endpoints have no token: set PERF_MONITOR_TOKEN (16 characters or more), or \
+                 PERF_MONITOR_ALLOW_NO_TOKEN=true to serve them to direct loopback clients only"
+            ),
         }
     }
 }
@@ -65,6 +75,9 @@ impl From<ConfigError> for SuiteError {
 }
 
 /// The running suite: what [`init_performance_suite`] started.
+///
+/// Dropping it leaves the memory timeline running (like any
+/// `TimelineHandle`); [`PerfSuite::shutdown`] stops it.
 #[derive(Debug)]
 pub struct PerfSuite {
     config: Config,
@@ -125,6 +138,52 @@ impl PerfSuite {
         }
     }
 
+    /// Decides whether the monitoring endpoints may be served on a listener bound to
+    /// `local`, and says at start-up who can reach them. Call it with the listener's
+    /// address before serving (`suite.check_listener(listener.local_addr()?)?`).
+    ///
+    /// Without a token the endpoints answer loopback clients only, which protects them
+    /// only where nothing on this host relays other clients' requests. A listener bound
+    /// to a loopback address is a development set-up: allowed. A listener other hosts can
+    /// reach (`0.0.0.0`, a public or private address) is a deployment, usually behind a
+    /// proxy or a sidecar that connects from loopback and may add no forwarding header,
+    /// so every client would get in: refused with [`SuiteError::OpenMonitor`], unless
+    /// [`Config::monitor_allow_no_token`] asks for it. With a token, or with monitoring
+    /// off, any listener is fine.
+    pub fn check_listener(&self, local: std::net::SocketAddr) -> Result<(), SuiteError> {
+        if self.monitor.is_none() {
+            return Ok(());
+        }
+        if self.config.monitor_token.is_some() {
+            tracing::info!(
+                target: "perf_rt::suite",
+                listener = %local,
+                "monitoring endpoints require the PERF_MONITOR_TOKEN bearer token"
+            );
+            return Ok(());
+        }
+        let loopback = local.ip().to_canonical().is_loopback();
+        if !loopback && !self.config.monitor_allow_no_token {
+            return Err(SuiteError::OpenMonitor(local));
+        }
+        if loopback {
+            tracing::info!(
+                target: "perf_rt::suite",
+                listener = %local,
+                "monitoring endpoints have no token: loopback clients only"
+            );
+        } else {
+            tracing::warn!(
+                target: "perf_rt::suite",
+                listener = %local,
+                "monitoring endpoints have no token on a listener other hosts can reach \
+                 (PERF_MONITOR_ALLOW_NO_TOKEN): open to every client connecting from this \
+                 host, a reverse proxy's clients included"
+            );
+        }
+        Ok(())
+    }
+
     /// Stops the sampler threads it started (the memory timeline; the monitor's sampler
     /// ends with the last clone of the monitor).
     pub fn shutdown(mut self) {
@@ -146,7 +205,8 @@ impl PerfSuite {
 /// - `monitoring`: the monitor layer on every route, its sampler, and the endpoints
 ///   (`/api/performance/{metrics,requests,queries,memory}`, `/api/memory/leaks`,
 ///   `/metrics`, `/perf`), which answer 401 unless the request carries
-///   `Authorization: Bearer $PERF_MONITOR_TOKEN` (without a token: loopback clients only);
+///   `Authorization: Bearer $PERF_MONITOR_TOKEN` (without a token: loopback clients only,
+///   see [`PerfSuite::check_listener`]);
 /// - `frontend_optimization` (with monitoring): the browser-metrics script at
 ///   `/_perf/vitals.js` and its public, validated and rate-limited beacon endpoint
 ///   `POST /api/performance/client`;
@@ -154,11 +214,24 @@ impl PerfSuite {
 ///
 /// Serve the router with `into_make_service_with_connect_info::<SocketAddr>()`: the
 /// loopback rule and the beacon rate limit need the client's address.
+///
+/// Fails with [`SuiteError::Config`] on a bad setting made in code ([`Config::validate`]),
+/// such as an empty or short monitoring token.
 pub async fn init_performance_suite(
     router: Router,
     config: Config,
 ) -> Result<(Router, PerfSuite), SuiteError> {
     let mut router = router;
+    // A token set in code obeys the rule `PERF_MONITOR_TOKEN` does: never an empty one.
+    config.validate()?;
+    if config.monitoring && config.monitor_token.is_none() {
+        tracing::warn!(
+            target: "perf_rt::suite",
+            "monitoring endpoints have no PERF_MONITOR_TOKEN: they answer loopback clients, \
+             and a reverse proxy on this host makes every client one; call \
+             PerfSuite::check_listener before serving"
+        );
+    }
 
     #[cfg(feature = "cache")]
     let cache = if config.query_cache {
@@ -244,4 +317,60 @@ pub async fn init_performance_suite(
             timeline,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(config: Config) -> PerfSuite {
+        PerfSuite {
+            monitor: config
+                .monitoring
+                .then(|| Monitor::new(config.monitor.clone())),
+            config,
+            #[cfg(feature = "cache")]
+            cache: None,
+            #[cfg(feature = "memory")]
+            timeline: None,
+        }
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_listeners_are_allowed_unless_asked() {
+        let loopback = [
+            "127.0.0.1:8080",
+            "127.0.0.2:80",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ];
+        let reachable = ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:80", "10.0.0.5:3000"];
+        let no_token = suite(Config::default());
+        for addr in loopback {
+            assert!(
+                no_token.check_listener(addr.parse().unwrap()).is_ok(),
+                "{addr}"
+            );
+        }
+        for addr in reachable {
+            let err = no_token.check_listener(addr.parse().unwrap()).unwrap_err();
+            assert!(matches!(err, SuiteError::OpenMonitor(_)), "{addr}");
+            let text = err.to_string();
+            assert!(
+                text.contains(addr) && text.contains("PERF_MONITOR_TOKEN"),
+                "{text}"
+            );
+        }
+        let asked = suite(Config::default().monitor_allow_no_token(true));
+        let with_token = suite(Config::default().monitor_token("0123456789abcdef"));
+        let off = suite(Config {
+            monitoring: false,
+            ..Config::default()
+        });
+        for addr in loopback.iter().chain(&reachable) {
+            for s in [&asked, &with_token, &off] {
+                assert!(s.check_listener(addr.parse().unwrap()).is_ok(), "{addr}");
+            }
+        }
+    }
 }
