@@ -173,8 +173,10 @@ impl QueryCacheBuilder {
     }
 
     /// How long an invalidation waits for the other instances to confirm that they applied
-    /// it (default four Redis timeouts). An instance that stays silent (stopped without
-    /// closing its subscription) costs each write this long, and is logged.
+    /// it (default: the liveness interval plus two Redis timeouts, by when an instance that
+    /// cannot hear Redis has stopped trusting its memory tier). An instance that stays
+    /// silent (stopped without closing its subscription) costs each write this long, and is
+    /// logged.
     #[cfg(feature = "cache-redis")]
     pub fn invalidation_ack_timeout(mut self, timeout: Duration) -> Self {
         self.redis.ack_timeout = Some(timeout);
@@ -242,7 +244,10 @@ impl QueryCacheBuilder {
             timeout: self.redis.timeout,
             retry_interval: self.redis.retry_interval,
             liveness_interval: self.redis.liveness_interval,
-            ack_timeout: self.redis.ack_timeout.unwrap_or(self.redis.timeout * 4),
+            ack_timeout: self
+                .redis
+                .ack_timeout
+                .unwrap_or(self.redis.liveness_interval + self.redis.timeout * 2),
             max_tag_set: self.redis.max_tag_set,
             instance: format!("{:016x}", random.finish()),
         };

@@ -66,10 +66,7 @@ impl Flight {
             if let Some(o) = &*outcome {
                 return o.clone();
             }
-            outcome = self
-                .ready
-                .wait(outcome)
-                .unwrap_or_else(|e| e.into_inner());
+            outcome = self.ready.wait(outcome).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -141,12 +138,7 @@ impl Drop for Leader<'_> {
 }
 
 impl Flights {
-    fn join_in<'a>(
-        map: &'a Map,
-        memory: &MemoryTier,
-        key: &str,
-        tags: &[&str],
-    ) -> Role<'a> {
+    fn join_in<'a>(map: &'a Map, memory: &MemoryTier, key: &str, tags: &[&str]) -> Role<'a> {
         let mut flights = map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(flight) = flights.get(key)
             && memory.is_current(&flight.snapshot)

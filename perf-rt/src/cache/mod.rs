@@ -622,9 +622,14 @@ impl QueryCache {
         memory.count_invalidation();
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            redis.invalidate(redis::Invalidation::Key(key)).await;
-            // A read that refilled memory from Redis before Redis dropped the key.
-            memory.invalidate(key);
+            // A read may have refilled memory from Redis before Redis dropped the key.
+            self.invalidate_everywhere(
+                redis,
+                key,
+                |r, v| redis::Invalidation::Key(v).apply_on(r),
+                |m, v| m.invalidate(v),
+            )
+            .await;
         }
     }
 
@@ -637,9 +642,40 @@ impl QueryCache {
         memory.count_invalidation();
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            redis.invalidate(redis::Invalidation::Tag(tag)).await;
-            // A read that refilled memory from Redis before Redis moved the tag's version.
-            memory.invalidate_tag(tag);
+            // A read may have refilled memory from Redis before Redis moved the version.
+            self.invalidate_everywhere(
+                redis,
+                tag,
+                |r, v| redis::Invalidation::Tag(v).apply_on(r),
+                |m, v| m.invalidate_tag(v),
+            )
+            .await;
+        }
+    }
+
+    /// Redis, the other instances, then this instance's memory again, in a task of its own:
+    /// a caller that gives up (a cancelled request) cannot leave it half done.
+    #[cfg(feature = "cache-redis")]
+    async fn invalidate_everywhere(
+        &self,
+        redis: &Arc<redis::RedisTier>,
+        value: &str,
+        remote: for<'a> fn(
+            &'a redis::RedisTier,
+            &'a str,
+        ) -> futures_util::future::BoxFuture<'a, ()>,
+        local: fn(&MemoryTier, &str),
+    ) {
+        let (redis, memory, value) = (redis.clone(), self.inner.memory.clone(), value.to_owned());
+        let work = async move {
+            remote(&redis, &value).await;
+            local(&memory, &value);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let _ = runtime.spawn(work).await;
+            }
+            Err(_) => work.await,
         }
     }
 
@@ -655,8 +691,13 @@ impl QueryCache {
         memory.count_invalidation();
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            redis.invalidate(redis::Invalidation::Clear).await;
-            memory.clear();
+            self.invalidate_everywhere(
+                redis,
+                "",
+                |r, _| redis::Invalidation::Clear.apply_on(r),
+                |m, _| m.clear(),
+            )
+            .await;
         }
     }
 }
@@ -715,7 +756,11 @@ pub mod __private {
     /// `fn_generic`, the key carries the function's own type arguments, so they are left out
     /// of its identity here: its instances share the prefix.
     pub fn owns_prefix(prefix: &'static str, id: &'static str, fn_generic: bool) -> bool {
-        let id = if fn_generic { without_last_generics(id) } else { id };
+        let id = if fn_generic {
+            without_last_generics(id)
+        } else {
+            id
+        };
         if let Some(owner) = PREFIXES
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -725,7 +770,10 @@ pub mod __private {
             return *owner == id || conflict(prefix, owner, id);
         }
         let mut map = PREFIXES.write().unwrap_or_else(|e| e.into_inner());
-        let owner = *map.get_or_insert_with(HashMap::new).entry(prefix).or_insert(id);
+        let owner = *map
+            .get_or_insert_with(HashMap::new)
+            .entry(prefix)
+            .or_insert(id);
         owner == id || conflict(prefix, owner, id)
     }
 
@@ -897,12 +945,18 @@ pub mod __private {
         fn clone_errors_are_shared_others_not() {
             assert!((&Probe::<CloneErr>::new()).sharing().is_some());
             assert!((&Probe::<PlainErr>::new()).sharing().is_none());
-            assert!(!generic::<CloneErr>(), "unknown in a generic context: not shared");
+            assert!(
+                !generic::<CloneErr>(),
+                "unknown in a generic context: not shared"
+            );
         }
 
         #[test]
         fn identities_and_prefix_owners() {
-            assert_eq!(identity("a::B<u8>::f::{{closure}}::{{closure}}"), "a::B<u8>::f");
+            assert_eq!(
+                identity("a::B<u8>::f::{{closure}}::{{closure}}"),
+                "a::B<u8>::f"
+            );
             assert!(owns_prefix("test-prefix", "a::f", false));
             assert!(owns_prefix("test-prefix", "a::f", false));
             assert!(!owns_prefix("test-prefix", "a::g", false));

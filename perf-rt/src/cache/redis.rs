@@ -22,6 +22,9 @@
 //! counted receivers (bounded by the acknowledgement timeout). That is what lets a write
 //! handler promise that the *next* read through *any* instance is fresh.
 //!
+//! The invalidation scripts carry `allow-oom` (Redis 7 or later): a full Redis still
+//! takes invalidations, while stores are refused.
+//!
 //! Faults are of two kinds. *Unreachable* (I/O error, timeout, dropped connection): the
 //! tier is marked down, one warning is logged, reads skip Redis, invalidations are queued,
 //! and a background task (which no request can cancel) probes Redis every retry interval,
@@ -92,7 +95,7 @@ end
 return 1
 ";
 
-const INVALIDATE_TAG: &str = r"
+const INVALIDATE_TAG: &str = r"#!lua flags=allow-oom
 -- KEYS: tag version, tag set; ARGV: channel, message, prefix of the set's new name
 local v = redis.call('INCR', KEYS[1])
 local garbage = ''
@@ -103,14 +106,14 @@ end
 return {redis.call('PUBLISH', ARGV[1], ARGV[2]), garbage}
 ";
 
-const INVALIDATE_KEY: &str = r"
+const INVALIDATE_KEY: &str = r"#!lua flags=allow-oom
 -- KEYS: key-slot version, value; ARGV: channel, message
 redis.call('INCR', KEYS[1])
 redis.call('DEL', KEYS[2])
 return redis.call('PUBLISH', ARGV[1], ARGV[2])
 ";
 
-const CLEAR: &str = r"
+const CLEAR: &str = r"#!lua flags=allow-oom
 -- KEYS: global version; ARGV: channel, message
 redis.call('INCR', KEYS[1])
 return redis.call('PUBLISH', ARGV[1], ARGV[2])
@@ -144,6 +147,13 @@ pub(crate) enum Invalidation<'a> {
     Clear,
 }
 
+impl<'a> Invalidation<'a> {
+    /// [`RedisTier::invalidate`] as a boxed future (for a spawned task).
+    pub(crate) fn apply_on(self, tier: &'a RedisTier) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(tier.invalidate(self))
+    }
+}
+
 /// Result of a read.
 pub(crate) enum Lookup {
     /// The envelope, and the entry's remaining time to live in Redis.
@@ -163,8 +173,7 @@ enum Fault {
 }
 
 fn classify(e: &RedisError) -> Fault {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-    {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         Fault::Unreachable
     } else {
         Fault::Refused
@@ -457,12 +466,7 @@ impl RedisTier {
     /// Deletes the members of renamed tag sets, a batch per call.
     async fn reclaim(&self) {
         loop {
-            let Some(set) = self
-                .garbage
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-            else {
+            let Some(set) = self.garbage.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                 return;
             };
             let Some(mut conn) = self.connection() else {
@@ -540,9 +544,7 @@ impl RedisTier {
             Ok(redis::Value::Array(items)) => match items.as_slice() {
                 [redis::Value::Int(1), redis::Value::BulkString(bytes), ttl] => {
                     let ttl = match ttl {
-                        redis::Value::Int(ms) if *ms > 0 => {
-                            Some(Duration::from_millis(*ms as u64))
-                        }
+                        redis::Value::Int(ms) if *ms > 0 => Some(Duration::from_millis(*ms as u64)),
                         _ => None,
                     };
                     Lookup::Hit(bytes.clone(), ttl)
@@ -648,10 +650,7 @@ impl RedisTier {
                     .arg(&message)
                     .arg(format!("{ns}:tg:{tag}:"));
                 let (receivers, garbage) = self
-                    .call(
-                        "invalidate_tag",
-                        s.invoke_async::<(i64, String)>(&mut conn),
-                    )
+                    .call("invalidate_tag", s.invoke_async::<(i64, String)>(&mut conn))
                     .await?;
                 if !garbage.is_empty() {
                     self.garbage
@@ -674,9 +673,7 @@ impl RedisTier {
             Invalidation::Clear => {
                 let mut s = self.clear.prepare_invoke();
                 s.key(format!("{ns}:g")).arg(&channel).arg(&message);
-                let receivers = self
-                    .call("clear", s.invoke_async::<i64>(&mut conn))
-                    .await?;
+                let receivers = self.call("clear", s.invoke_async::<i64>(&mut conn)).await?;
                 self.sweep(&mut conn).await;
                 receivers
             }
@@ -730,7 +727,12 @@ impl RedisTier {
 
     /// Publishes an invalidation without touching the stored values (when Redis refuses
     /// writes): the other memory tiers still drop their copies.
-    async fn publish_only(&self, conn: &ConnectionManager, inv: Invalidation<'_>, id: u64) -> Result<usize, Fault> {
+    async fn publish_only(
+        &self,
+        conn: &ConnectionManager,
+        inv: Invalidation<'_>,
+        id: u64,
+    ) -> Result<usize, Fault> {
         let mut conn = conn.clone();
         let publish = redis::cmd("PUBLISH")
             .arg(self.channel())

@@ -328,7 +328,11 @@ impl SqliteInvalidator {
             false // false lets the commit proceed
         }));
         conn.rollback_hook(Some(move || {
-            state.tables.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            state
+                .tables
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             COMMITTING.with_borrow_mut(|c| c.retain(|w| !Arc::ptr_eq(w, &state)));
         }));
         if wal {
@@ -340,7 +344,8 @@ impl SqliteInvalidator {
     /// instance's memory, Redis, and published to the other instances).
     pub async fn flush(&self) {
         // Sent at commit, before it was visible (not WAL): once more, now that it is.
-        let again = std::mem::take(&mut *self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()));
+        let again =
+            std::mem::take(&mut *self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()));
         if !again.is_empty() {
             let _ = self.tx.send(Msg::Tags(again.into_iter().collect()));
         }
