@@ -148,8 +148,8 @@ fn a_returned_write_is_seen_by_every_later_read_on_every_instance() {
                     // Everything in `returned` now came back before this read starts.
                     let (latest, random) = {
                         let w = returned.lock().unwrap();
-                        let random = (!w.is_empty())
-                            .then(|| w[rng.below(w.len() as u64) as usize].clone());
+                        let random =
+                            (!w.is_empty()).then(|| w[rng.below(w.len() as u64) as usize].clone());
                         (w.last().cloned(), random)
                     };
                     let which = rng.below(2) as usize;
@@ -176,7 +176,9 @@ fn a_returned_write_is_seen_by_every_later_read_on_every_instance() {
                         // The home page lists the newest reflections: the latest write.
                         (0, Some(latest), _) => check("/", latest),
                         // A reflection written earlier.
-                        (1, _, Some(random)) => check(&format!("/reflections/{}", random.id), random),
+                        (1, _, Some(random)) => {
+                            check(&format!("/reflections/{}", random.id), random)
+                        }
                         // The page the next write will create: caches its "not found".
                         (_, latest, _) => {
                             let next = latest.as_ref().map_or(4, |w| w.id + 1);
