@@ -245,4 +245,17 @@ mod tests {
         new.finish(Outcome::Error(None));
         assert_eq!(flights.in_flight(), 0);
     }
+
+    #[tokio::test]
+    async fn no_one_joins_a_flight_while_invalidations_may_go_unheard() {
+        let (flights, m) = (Flights::default(), memory());
+        m.set_trusted(false);
+        let Role::Leader(_first) = flights.join(&m, "k", &[]) else {
+            panic!()
+        };
+        assert!(
+            matches!(flights.join(&m, "k", &[]), Role::Leader(_)),
+            "a write elsewhere may have happened since the first flight began"
+        );
+    }
 }

@@ -224,9 +224,12 @@ impl MemoryTier {
         }
     }
 
-    /// Whether nothing the snapshot depends on was invalidated since it was taken.
+    /// Whether nothing the snapshot depends on was invalidated since it was taken. Never
+    /// while the tier is distrusted: invalidations may then go unheard, so no load (and no
+    /// flight another caller could join) is known to be current.
     pub(crate) fn is_current(&self, s: &Snapshot) -> bool {
-        s.epoch == self.epoch.load(Ordering::SeqCst)
+        self.trusted()
+            && s.epoch == self.epoch.load(Ordering::SeqCst)
             && s.key_version == self.keys[s.key_slot].load(Ordering::SeqCst)
             && s.tags
                 .iter()
