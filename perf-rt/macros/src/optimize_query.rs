@@ -172,7 +172,10 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote! {{
             #[allow(unused_imports)]
             use #p::{NoSharing as _, ShareByClone as _};
-            (&#p::Probe::<<#ret as #p::ResultParts>::Err>::new()).sharing()
+            // The borrow picks the trait: without it, every type would get `NoSharing`.
+            #[allow(clippy::needless_borrow)]
+            let __perf_sharing = (&#p::Probe::<<#ret as #p::ResultParts>::Err>::new()).sharing();
+            __perf_sharing
         }}
     } else {
         quote!(::core::option::Option::None::<#p::ErrorSharing<#p::Infallible>>)

@@ -937,11 +937,13 @@ pub mod __private {
         struct CloneErr;
         struct PlainErr;
 
+        #[allow(clippy::needless_borrow)]
         fn generic<E>() -> bool {
             (&Probe::<E>::new()).sharing().is_some()
         }
 
         #[test]
+        #[allow(clippy::needless_borrow)] // the borrow is what picks the trait
         fn clone_errors_are_shared_others_not() {
             assert!((&Probe::<CloneErr>::new()).sharing().is_some());
             assert!((&Probe::<PlainErr>::new()).sharing().is_none());
