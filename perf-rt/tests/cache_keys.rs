@@ -137,7 +137,8 @@ async fn waiters_share_a_failure() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Time for the ten to line up behind the first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     gate.add_permits(100);
     for c in callers {
         assert_eq!(c.await.unwrap().unwrap_err().to_string(), "db down");
