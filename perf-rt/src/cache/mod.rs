@@ -321,7 +321,6 @@ impl QueryCache {
         if let Some(v) = memory.get::<T>(key) {
             return Ok(v);
         }
-        let shared = &self.inner.metrics.counters().shared_outcomes;
         loop {
             match self.inner.flights.join(memory, key, options.tags) {
                 Role::Leader(leader) => {
@@ -336,33 +335,47 @@ impl QueryCache {
                     });
                     return result;
                 }
-                Role::Waiter(flight) => match flight.wait().await {
-                    Outcome::Value(v) => {
-                        if let Some(v) = v.downcast_ref::<T>() {
-                            incr(shared);
-                            return Ok(v.clone());
-                        }
-                        break;
-                    }
-                    Outcome::Error(Some(e)) => {
-                        if let Some(e) = sharing.as_ref().and_then(|s| (s.unshare)(&*e)) {
-                            incr(shared);
-                            return Err(e);
-                        }
-                        break;
-                    }
-                    Outcome::Error(None) => break,
-                    Outcome::Abandoned => {
-                        if let Some(v) = memory.get::<T>(key) {
-                            return Ok(v);
-                        }
-                    }
+                Role::Waiter(flight) => match self.take(flight.wait().await, key, &sharing) {
+                    Taken::Done(result) => return result,
+                    Taken::Again => continue,
+                    Taken::OwnLoad => break,
                 },
             }
         }
         // The load we waited for failed (or was of another type): our own, right away.
         let snapshot = memory.snapshot(key, options.tags);
         self.fill(key, options, &snapshot, loader).await
+    }
+
+    /// What a waiter makes of the outcome of the flight it joined.
+    fn take<T: Cacheable, E>(
+        &self,
+        outcome: Outcome,
+        key: &str,
+        sharing: &Option<ErrorSharing<E>>,
+    ) -> Taken<T, E> {
+        let shared = &self.inner.metrics.counters().shared_outcomes;
+        match outcome {
+            Outcome::Value(v) => match v.downcast_ref::<T>() {
+                Some(v) => {
+                    incr(shared);
+                    Taken::Done(Ok(v.clone()))
+                }
+                None => Taken::OwnLoad,
+            },
+            Outcome::Error(Some(e)) => match sharing.as_ref().and_then(|s| (s.unshare)(&*e)) {
+                Some(e) => {
+                    incr(shared);
+                    Taken::Done(Err(e))
+                }
+                None => Taken::OwnLoad,
+            },
+            Outcome::Error(None) => Taken::OwnLoad,
+            Outcome::Abandoned => match self.inner.memory.get::<T>(key) {
+                Some(v) => Taken::Done(Ok(v)),
+                None => Taken::Again,
+            },
+        }
     }
 
     /// Redis, else the loader; stores what it found under `snapshot`.
@@ -465,7 +478,6 @@ impl QueryCache {
         if let Some(v) = memory.get::<T>(key) {
             return Ok(v);
         }
-        let shared = &self.inner.metrics.counters().shared_outcomes;
         let fill = |snapshot: &Snapshot, loader: F| {
             let counters = self.inner.metrics.counters();
             let started = Instant::now();
@@ -498,27 +510,10 @@ impl QueryCache {
                     });
                     return result;
                 }
-                Role::Waiter(flight) => match flight.wait_blocking() {
-                    Outcome::Value(v) => {
-                        if let Some(v) = v.downcast_ref::<T>() {
-                            incr(shared);
-                            return Ok(v.clone());
-                        }
-                        break;
-                    }
-                    Outcome::Error(Some(e)) => {
-                        if let Some(e) = sharing.as_ref().and_then(|s| (s.unshare)(&*e)) {
-                            incr(shared);
-                            return Err(e);
-                        }
-                        break;
-                    }
-                    Outcome::Error(None) => break,
-                    Outcome::Abandoned => {
-                        if let Some(v) = memory.get::<T>(key) {
-                            return Ok(v);
-                        }
-                    }
+                Role::Waiter(flight) => match self.take(flight.wait_blocking(), key, &sharing) {
+                    Taken::Done(result) => return result,
+                    Taken::Again => continue,
+                    Taken::OwnLoad => break,
                 },
             }
         }
@@ -700,6 +695,17 @@ impl QueryCache {
             .await;
         }
     }
+}
+
+/// What a waiter does next.
+enum Taken<T, E> {
+    /// The flight's outcome is its answer.
+    Done(Result<T, E>),
+    /// The leader gave up: join or lead the next flight.
+    Again,
+    /// The outcome cannot be shared with it (an error that is not `Clone`, another type):
+    /// it runs its own loader, at once.
+    OwnLoad,
 }
 
 /// How waiters get a copy of a failed load's error: set when the error type is `Clone`.

@@ -190,6 +190,23 @@ pub(crate) struct RedisSettings {
     pub(crate) instance: String,
 }
 
+/// The registration of one invalidation's receipts, removed when dropped.
+struct Receipts<'a> {
+    tier: &'a RedisTier,
+    id: u64,
+    wait: Arc<AckWait>,
+}
+
+impl Drop for Receipts<'_> {
+    fn drop(&mut self) {
+        self.tier
+            .acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 /// Receipts counted for one published invalidation.
 #[derive(Default)]
 struct AckWait {
@@ -767,12 +784,7 @@ impl RedisTier {
             self.wait_out_lease().await;
             return;
         };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let wait = Arc::new(AckWait::default());
-        self.acks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, wait.clone());
+        let (id, wait) = self.expect_receipts();
         let receivers = match self.apply_published(&conn, inv, id).await {
             Ok(n) => Some(n),
             Err(Fault::Refused) => {
@@ -802,10 +814,6 @@ impl RedisTier {
             Some(n) => self.await_receipts(id, &wait, n).await,
             None => self.wait_out_lease().await,
         }
-        self.acks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
     }
 
     /// Tells the other instances to drop their in-memory copy of `key` (after an insert),
@@ -814,22 +822,33 @@ impl RedisTier {
         let Some(conn) = self.connection() else {
             return;
         };
+        let (id, wait) = self.expect_receipts();
+        if let Ok(n) = self.publish_only(&conn, Invalidation::Key(key), id).await {
+            self.await_receipts(id, &wait, n).await;
+        }
+    }
+
+    /// A new invalidation id, registered before publishing (receipts may come back before
+    /// `PUBLISH` returns). Unregistered when the guard is dropped.
+    fn expect_receipts(&self) -> (u64, Receipts<'_>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let wait = Arc::new(AckWait::default());
         self.acks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, wait.clone());
-        if let Ok(n) = self.publish_only(&conn, Invalidation::Key(key), id).await {
-            self.await_receipts(id, &wait, n).await;
-        }
-        self.acks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        (
+            id,
+            Receipts {
+                tier: self,
+                id,
+                wait,
+            },
+        )
     }
 
-    async fn await_receipts(&self, id: u64, wait: &AckWait, receivers: usize) {
+    async fn await_receipts(&self, id: u64, wait: &Receipts<'_>, receivers: usize) {
+        let wait = &wait.wait;
         let enough = async {
             loop {
                 let notified = wait.notify.notified();
