@@ -762,52 +762,41 @@ impl RedisTier {
     }
 
     /// Applies `inv` to Redis and to every instance's memory tier, and waits until every
-    /// instance listening has confirmed it. If Redis cannot take it, it is queued for the
-    /// background task, and the call waits until the other instances can no longer trust
-    /// their memory tiers (they stop within one liveness interval of losing Redis).
+    /// instance listening has confirmed it. A tier marked down is probed first: the attempt
+    /// must start after the caller's write, so that an instance loading from a Redis that
+    /// is back (and that this one has not noticed yet) cannot store what it read before the
+    /// write. If Redis cannot take it, it is queued for the background task (which applies
+    /// it before Redis is read again), and the call waits until the other instances can no
+    /// longer trust their memory tiers (they stop within one liveness interval of losing
+    /// Redis).
     pub(crate) async fn invalidate(&self, inv: Invalidation<'_>) {
-        let conn = {
-            // Decided under the queue's lock: the background task marks the tier up under
-            // it, once the queue is empty, so what is queued here is applied before any
-            // read goes to Redis again.
-            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            match self.connection() {
-                Some(conn) => Some(conn),
-                None => {
-                    Self::push(&mut p, inv);
-                    None
-                }
-            }
-        };
-        let Some(conn) = conn else {
-            self.kick.notify_one();
-            self.wait_out_lease().await;
-            return;
-        };
         let (id, wait) = self.expect_receipts();
-        let receivers = match self.apply_published(&conn, inv, id).await {
+        let conn = match self.connection() {
+            Some(conn) => Some(conn),
+            None => self.probe().await,
+        };
+        let outcome = match &conn {
+            Some(conn) => self.apply_published(conn, inv, id).await,
+            None => Err(Fault::Unreachable),
+        };
+        let receivers = match outcome {
             Ok(n) => Some(n),
-            Err(Fault::Refused) => {
+            Err(fault) => {
                 {
+                    // Under the queue's lock: the background task marks the tier usable
+                    // under it, once the queue is empty. If it already has (without this
+                    // entry), reads stay off Redis until the entry is applied.
                     let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                    self.suspended.store(true, Ordering::Release);
-                    Self::push(&mut p, inv);
-                }
-                self.kick.notify_one();
-                self.publish_only(&conn, inv, id).await.ok()
-            }
-            Err(Fault::Unreachable) => {
-                {
-                    let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                    // Recovered already (without this entry): keep reads off Redis until
-                    // the background task has applied it.
-                    if self.is_up() {
+                    if fault == Fault::Refused || self.is_up() {
                         self.suspended.store(true, Ordering::Release);
                     }
                     Self::push(&mut p, inv);
                 }
                 self.kick.notify_one();
-                None
+                match (fault, &conn) {
+                    (Fault::Refused, Some(conn)) => self.publish_only(conn, inv, id).await.ok(),
+                    _ => None,
+                }
             }
         };
         match receivers {
