@@ -288,3 +288,76 @@ async fn entries_from_redis_keep_their_size_and_remaining_time() {
         "the memory copy outlived the Redis entry"
     );
 }
+
+/// Item 4 (found by the soak): Redis is back, one instance already uses it again, the other
+/// has not noticed yet. A write through the second must still reach Redis before it
+/// returns, or the first stores what it read before the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_an_instance_that_has_not_noticed_the_return_of_redis() {
+    let mut server = OwnRedis::start();
+    let ns = namespace("return");
+    let a = builder(&server.url(), &ns)
+        .redis_retry_interval(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let b = fast(&server.url(), &ns).await;
+    assert!(a.redis_available());
+    server.kill();
+    assert_eq!(a.get::<u32>("anything").await, None);
+    assert!(!a.redis_available(), "A noticed the outage");
+    // Long enough that the others stopped trusting their memory: A's writes no longer wait.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    server.restart();
+    assert!(eventually(Duration::from_secs(5), async || b.redis_available()).await);
+    assert!(!a.redis_available(), "A will not probe for a while");
+
+    let version = Arc::new(AtomicUsize::new(1));
+    let (started, release) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let loading = {
+        let (b, version, started, release) =
+            (b.clone(), version.clone(), started.clone(), release.clone());
+        tokio::spawn(async move {
+            b.get_or_load("row", POSTS, || async move {
+                let read = version.load(Ordering::SeqCst); // before the write
+                started.notify_one();
+                release.notified().await;
+                Ok::<_, Infallible>(read)
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    version.store(2, Ordering::SeqCst);
+    a.invalidate_tag("posts").await;
+    let mut conn = raw(&server.url()).await;
+    let bumped: Option<u64> = redis::cmd("GET")
+        .arg(format!("{ns}:v:posts"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        bumped,
+        Some(1),
+        "the invalidation was in Redis when the write returned"
+    );
+    release.notify_one();
+    assert_eq!(
+        loading.await.unwrap().unwrap(),
+        1,
+        "a read concurrent with the write"
+    );
+    let direct = builder(&server.url(), &ns)
+        .no_memory_tier()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.get::<usize>("row").await,
+        None,
+        "B stored in Redis a value read before A's write returned"
+    );
+}
