@@ -361,3 +361,20 @@ async fn a_write_on_an_instance_that_has_not_noticed_the_return_of_redis() {
         "B stored in Redis a value read before A's write returned"
     );
 }
+
+/// The liveness pings of a healthy channel are answered: they never drop it (each drop
+/// would flush the memory tier).
+#[tokio::test]
+async fn a_healthy_channel_stays_up_between_pings() {
+    let url = cache_support::redis_url();
+    let ns = namespace("healthy");
+    let a = fast(&url, &ns).await;
+    let version = AtomicUsize::new(1);
+    read(&a, "p", &version).await;
+    let flushes = a.metrics().snapshot().memory_flushes;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // fifteen pings
+    assert_eq!(a.metrics().snapshot().memory_flushes, flushes);
+    let hits = a.metrics().snapshot().memory_hits;
+    read(&a, "p", &version).await;
+    assert_eq!(a.metrics().snapshot().memory_hits, hits + 1);
+}
