@@ -46,9 +46,16 @@ pub fn profile_performance(attr: TokenStream, item: TokenStream) -> TokenStream 
 /// async fn posts_by_author(db: &Db, author: i64) -> Result<Vec<Post>, Error> { … }
 /// ```
 ///
-/// - The key is the prefix (default: the function's module path and name) plus every
-///   argument not listed in `skip(…)`, serialised with serde (arguments must implement
-///   `serde::Serialize`); so two calls with different arguments never share an entry.
+/// - The key is the function's identity plus every argument not listed in `skip(…)`,
+///   serialised with serde (arguments must implement `serde::Serialize`); so two calls with
+///   different arguments never share an entry. The identity is the function's path with the
+///   type arguments of the instance and, for a method, the `impl`'s self type (from
+///   `std::any::type_name`, which may change between compiler versions: instances built by
+///   different compilers then simply miss each other's entries). `key_prefix` replaces the
+///   path; the function's own type arguments still join the key, and a prefix claimed by
+///   two functions is reported on their first calls (the second runs uncached).
+/// - Concurrent misses run one load; when the error type is `Clone`, a failure is shared
+///   with the callers waiting for it.
 /// - `expire` is in seconds; without it the cache's default applies
 ///   (`PERF_QUERY_CACHE_DEFAULT_EXPIRE`, 300 s).
 /// - `tags` are invalidated by writes to the tables of the same name (`SqliteInvalidator`)

@@ -115,26 +115,48 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         return Err(syn::Error::new(unknown.span(), "no argument of this name"));
     }
 
-    let name = &sig.ident;
-    let prefix = match &args.key_prefix {
-        Some(p) => quote!(#p),
-        None => quote!(::core::concat!(
-            ::core::module_path!(),
-            "::",
-            ::core::stringify!(#name)
-        )),
+    let p = quote!(::perf_rt::cache::__private);
+    // The function's identity: its path with the instance's type arguments and, in an
+    // `impl`, the self type (a closure's type name carries all of it).
+    let identity = quote!(#p::identity(::core::any::type_name_of_val(&|| ())));
+    let (prefix, generic_args) = match &args.key_prefix {
+        Some(lit) => {
+            // The prefix is the same for every instance: the type arguments join the key.
+            let generic_args: Vec<TokenStream> = sig
+                .generics
+                .params
+                .iter()
+                .filter_map(|param| match param {
+                    syn::GenericParam::Type(t) => {
+                        let t = &t.ident;
+                        Some(quote!(__perf_key.arg(::core::any::type_name::<#t>());))
+                    }
+                    syn::GenericParam::Const(c) => {
+                        let c = &c.ident;
+                        Some(quote!(__perf_key.arg(&#c);))
+                    }
+                    syn::GenericParam::Lifetime(_) => None,
+                })
+                .collect();
+            (quote!(#lit), generic_args)
+        }
+        None => (quote!(__perf_id), Vec::new()),
     };
+    let fn_generic = !generic_args.is_empty();
     let expire = match &args.expire {
         Some(e) => quote!(::core::option::Option::Some(
-            ::perf_rt::cache::__private::Duration::from_secs(#e)
+            #p::Duration::from_secs(#e)
         )),
         None => quote!(::core::option::Option::None),
     };
     let tags = &args.tags;
-    let p = quote!(::perf_rt::cache::__private);
     let setup = quote! {
+        let __perf_id: &'static str = #identity;
+        let __perf_prefix: &'static str = #prefix;
+        let __perf_owned = #p::owns_prefix(__perf_prefix, __perf_id, #fn_generic);
         let __perf_key = {
-            let mut __perf_key = #p::KeyBuilder::new(#prefix);
+            let mut __perf_key = #p::KeyBuilder::new(__perf_prefix);
+            #(#generic_args)*
             #(#key_args)*
             __perf_key.finish()
         };
@@ -145,24 +167,38 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     };
 
     let is_result = returns_result(&ret);
+    // Waiters behind a failing load get a clone of its error when the type is `Clone`.
+    let sharing = if is_result {
+        quote! {{
+            #[allow(unused_imports)]
+            use #p::{NoSharing as _, ShareByClone as _};
+            // The borrow picks the trait: without it, every type would get `NoSharing`.
+            #[allow(clippy::needless_borrow)]
+            let __perf_sharing = (&#p::Probe::<<#ret as #p::ResultParts>::Err>::new()).sharing();
+            __perf_sharing
+        }}
+    } else {
+        quote!(::core::option::Option::None::<#p::ErrorSharing<#p::Infallible>>)
+    };
+    let head = quote!(__perf_key, __perf_owned, __perf_options, #sharing);
     let body = match (sig.asyncness.is_some(), is_result) {
         (true, true) => quote! {
-            #p::get_or_load(__perf_key, __perf_options, async move {
+            #p::get_or_load(#head, async move {
                 let __perf_out: #ret = #block;
                 __perf_out
             }).await
         },
         (true, false) => quote! {
-            #p::infallible(#p::get_or_load(__perf_key, __perf_options, async move {
+            #p::infallible(#p::get_or_load(#head, async move {
                 let __perf_out: #ret = async move #block.await;
                 #p::Result::Ok::<#ret, #p::Infallible>(__perf_out)
             }).await)
         },
         (false, true) => quote! {
-            #p::get_or_load_blocking(__perf_key, __perf_options, move || -> #ret #block)
+            #p::get_or_load_blocking(#head, move || -> #ret #block)
         },
         (false, false) => quote! {
-            #p::infallible(#p::get_or_load_blocking(__perf_key, __perf_options, move || {
+            #p::infallible(#p::get_or_load_blocking(#head, move || {
                 let __perf_out: #ret = (move || -> #ret #block)();
                 #p::Result::Ok::<#ret, #p::Infallible>(__perf_out)
             }))

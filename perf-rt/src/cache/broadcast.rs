@@ -1,9 +1,15 @@
 //! Receiving invalidations from the other instances over Redis pub/sub.
 //!
-//! Each instance subscribes to `<namespace>:inv`; messages are `"<instance> <kind> <value>"`
-//! with kind `t` (tag), `k` (key) or `*` (clear). An instance ignores its own messages: it has
-//! applied them already. Whenever the subscription is (re)established the in-memory tier is
-//! flushed, because messages sent while it was down are lost (pub/sub does not queue).
+//! Each instance subscribes to `<namespace>:inv` and `<namespace>:ack`. Invalidations are
+//! `"<instance> <id> <kind> <value>"` with kind `t` (tag), `k` (key) or `*` (clear): an
+//! instance applies the others' to its memory tier, then sends a receipt
+//! `"<sender> <id>"` on the ack channel; its own it only counts as received.
+//!
+//! The memory tier is trusted only while the subscription is known to be alive: it is
+//! pinged every liveness interval, and a ping that fails or goes unanswered for a timeout
+//! (a half-open connection, a failover without a reset) drops it. From then until it is
+//! established again, reads skip the memory tier (this instance could not hear the
+//! others' writes); when it is back, the tier is flushed and trusted again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,22 +19,40 @@ use futures_util::StreamExt;
 use super::memory::MemoryTier;
 use super::redis::RedisTier;
 
-/// Applies one message to this instance's in-memory tier.
-pub(crate) fn apply(memory: &MemoryTier, own_instance: &str, payload: &str) {
-    let mut parts = payload.splitn(3, ' ');
-    let (Some(sender), Some(kind)) = (parts.next(), parts.next()) else {
-        return;
-    };
-    if sender == own_instance {
-        return;
-    }
+/// What one invalidation message asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Message<'a> {
+    pub(crate) sender: &'a str,
+    pub(crate) id: u64,
+    pub(crate) kind: &'a str,
+    pub(crate) value: &'a str,
+}
+
+pub(crate) fn parse(payload: &str) -> Option<Message<'_>> {
+    let mut parts = payload.splitn(4, ' ');
+    let sender = parts.next()?;
+    let id = parts.next()?.parse().ok()?;
+    let kind = parts.next()?;
     let value = parts.next().unwrap_or_default();
-    match kind {
-        "t" => memory.invalidate_tag(value),
-        "k" => memory.invalidate(value),
+    Some(Message {
+        sender,
+        id,
+        kind,
+        value,
+    })
+}
+
+/// Applies one message of another instance to this instance's memory tier; `false` for an
+/// unknown kind.
+pub(crate) fn apply(memory: &MemoryTier, msg: &Message<'_>) -> bool {
+    match msg.kind {
+        "t" => memory.invalidate_tag(msg.value),
+        "k" => memory.invalidate(msg.value),
         "*" => memory.clear(),
-        _ => tracing::debug!(payload, "query cache: unknown invalidation message"),
+        _ => return false,
     }
+    memory.count_invalidation();
+    true
 }
 
 /// Keeps a subscription alive for as long as the cache lives (the task is aborted when the
@@ -38,8 +62,9 @@ pub(crate) async fn subscribe_loop(
     memory: Arc<MemoryTier>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
-    let channel = tier.channel();
+    let (channel, acks) = (tier.channel(), tier.ack_channel());
     let instance = tier.settings.instance.clone();
+    let timeout = tier.settings.timeout;
     let mut ready = Some(ready);
     let min_backoff = Duration::from_millis(50);
     let mut backoff = min_backoff;
@@ -48,11 +73,14 @@ pub(crate) async fn subscribe_loop(
         let connect = async {
             let mut pubsub = tier.client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
+            pubsub.subscribe(&acks).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        if let Ok(Ok(pubsub)) = tokio::time::timeout(tier.settings.timeout * 4, connect).await {
+        if let Ok(Ok(pubsub)) = tokio::time::timeout(timeout * 4, connect).await {
             backoff = min_backoff;
-            memory.flush();
+            // Subscribed first, flushed second: nothing published from now on is missed,
+            // and nothing loaded before survives.
+            memory.set_trusted(true);
             if lost {
                 tracing::info!("query cache: invalidation channel subscribed again");
                 lost = false;
@@ -60,15 +88,49 @@ pub(crate) async fn subscribe_loop(
             if let Some(ready) = ready.take() {
                 let _ = ready.send(());
             }
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                if let Ok(payload) = std::str::from_utf8(msg.get_payload_bytes()) {
-                    apply(&memory, &instance, payload);
+            let (mut sink, mut messages) = pubsub.split();
+            let mut liveness = tokio::time::interval(tier.settings.liveness_interval);
+            liveness.tick().await;
+            let why = loop {
+                tokio::select! {
+                    msg = messages.next() => {
+                        let Some(msg) = msg else { break "connection closed" };
+                        let Ok(payload) = std::str::from_utf8(msg.get_payload_bytes()) else {
+                            continue;
+                        };
+                        if msg.get_channel_name() == acks {
+                            if let Some((to, id)) = payload.split_once(' ')
+                                && to == instance
+                                && let Ok(id) = id.parse()
+                            {
+                                tier.receipt(id);
+                            }
+                            continue;
+                        }
+                        let Some(m) = parse(payload) else {
+                            tracing::debug!(payload, "query cache: unknown invalidation message");
+                            continue;
+                        };
+                        if m.sender == instance {
+                            tier.receipt(m.id);
+                        } else if apply(&memory, &m) {
+                            tier.acknowledge(m.sender, m.id).await;
+                        }
+                    }
+                    _ = liveness.tick() => {
+                        let ping = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
+                        if !matches!(ping, Ok(Ok(_))) {
+                            break "no answer to a ping";
+                        }
+                    }
                 }
-            }
+            };
+            // Until the subscription is back, this instance cannot hear invalidations.
+            memory.set_trusted(false);
             if !lost {
                 tracing::warn!(
-                    "query cache: invalidation channel lost; reconnecting (memory tier is flushed on return)"
+                    reason = why,
+                    "query cache: invalidation channel lost; reads skip the memory tier until it is back"
                 );
                 lost = true;
             }
@@ -85,19 +147,32 @@ mod tests {
     use crate::cache::metrics::CacheMetrics;
 
     #[test]
-    fn messages_apply_except_own() {
+    fn messages_parse_and_apply() {
         let m = MemoryTier::new(MemoryCapacity::Entries(10), CacheMetrics::default());
-        let put = |k| m.insert(k, 1u8, Duration::from_secs(9), &["t 1"], &[], 1, m.seq());
+        let put = |k| {
+            let s = m.snapshot(k, &["t 1"]);
+            m.insert(k, 1u8, Duration::from_secs(9), &["t 1"], 1, &s)
+        };
         put("a");
-        apply(&m, "me", "me t t 1");
-        assert_eq!(m.get::<u8>("a"), Some(1));
-        apply(&m, "me", "other t t 1");
+        let msg = parse("other 7 t t 1").unwrap();
+        assert_eq!(
+            msg,
+            Message {
+                sender: "other",
+                id: 7,
+                kind: "t",
+                value: "t 1"
+            }
+        );
+        assert!(apply(&m, &msg));
         assert_eq!(m.get::<u8>("a"), None);
         put("b");
-        apply(&m, "me", "other k b");
+        assert!(apply(&m, &parse("other 8 k b").unwrap()));
         assert_eq!(m.get::<u8>("b"), None);
         put("c");
-        apply(&m, "me", "other * ");
+        assert!(apply(&m, &parse("other 9 * ").unwrap()));
         assert_eq!(m.get::<u8>("c"), None);
+        assert!(parse("other x t t").is_none());
+        assert!(!apply(&m, &parse("other 1 ? x").unwrap()));
     }
 }

@@ -48,6 +48,9 @@ struct RedisOptions {
     namespace: String,
     timeout: Duration,
     retry_interval: Duration,
+    liveness_interval: Duration,
+    ack_timeout: Option<Duration>,
+    max_tag_set: u64,
 }
 
 impl Default for QueryCacheBuilder {
@@ -60,6 +63,9 @@ impl Default for QueryCacheBuilder {
                 namespace: "perf-cache".into(),
                 timeout: Duration::from_millis(250),
                 retry_interval: Duration::from_secs(1),
+                liveness_interval: Duration::from_secs(1),
+                ack_timeout: None,
+                max_tag_set: 100_000,
             },
         }
     }
@@ -156,6 +162,36 @@ impl QueryCacheBuilder {
         self
     }
 
+    /// How often the invalidation channel is pinged (default 1 s). A subscription that does
+    /// not answer within the Redis timeout is dropped and made again; meanwhile reads skip
+    /// the memory tier. It also bounds how long a write waits, when Redis is unreachable,
+    /// before it may assume that the other instances stopped trusting their memory.
+    #[cfg(feature = "cache-redis")]
+    pub fn redis_liveness_interval(mut self, interval: Duration) -> Self {
+        self.redis.liveness_interval = interval;
+        self
+    }
+
+    /// How long an invalidation waits for the other instances to confirm that they applied
+    /// it (default: the liveness interval plus two Redis timeouts, by when an instance that
+    /// cannot hear Redis has stopped trusting its memory tier). An instance that stays
+    /// silent (stopped without closing its subscription) costs each write this long, and is
+    /// logged.
+    #[cfg(feature = "cache-redis")]
+    pub fn invalidation_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.redis.ack_timeout = Some(timeout);
+        self
+    }
+
+    /// Most value keys remembered per tag in Redis for early reclaiming (default 100,000).
+    /// Past it, values are still stored and still invalidated (reads check versions), but
+    /// reclaimed only by their expiry.
+    #[cfg(feature = "cache-redis")]
+    pub fn max_tag_set_size(mut self, members: u64) -> Self {
+        self.redis.max_tag_set = members.max(1);
+        self
+    }
+
     /// Builds the cache. With Redis, connects and subscribes to the invalidation channel
     /// first (waiting at most a few timeouts); an unreachable Redis is not an error: the
     /// cache starts without it and connects when it appears.
@@ -207,24 +243,27 @@ impl QueryCacheBuilder {
             namespace: self.redis.namespace.clone(),
             timeout: self.redis.timeout,
             retry_interval: self.redis.retry_interval,
+            liveness_interval: self.redis.liveness_interval,
+            ack_timeout: self
+                .redis
+                .ack_timeout
+                .unwrap_or(self.redis.liveness_interval + self.redis.timeout * 2),
+            max_tag_set: self.redis.max_tag_set,
             instance: format!("{:016x}", random.finish()),
         };
-        let tier = Arc::new(RedisTier::new(
-            client,
-            settings,
-            memory.clone(),
-            metrics.clone(),
-        ));
+        // Not trusted until the invalidation channel is subscribed.
+        memory.set_trusted(false);
+        let tier = Arc::new(RedisTier::new(client, settings, metrics.clone()));
         let (ready, subscribed) = tokio::sync::oneshot::channel();
         let task = runtime.spawn(super::broadcast::subscribe_loop(
             tier.clone(),
             memory.clone(),
             ready,
         ));
-        if tier.recover().await.is_some() {
+        if tier.recover().await {
             let _ = tokio::time::timeout(self.redis.timeout * 8, subscribed).await;
         }
-        let watch = runtime.spawn(tier.clone().watch());
-        Ok((tier, [task.abort_handle(), watch.abort_handle()]))
+        let maintain = runtime.spawn(tier.clone().maintain());
+        Ok((tier, [task.abort_handle(), maintain.abort_handle()]))
     }
 }

@@ -1,18 +1,24 @@
-//! The in-memory tier: a moka cache of typed values with per-entry expiry and tag stamps.
+//! The in-memory tier: a moka cache of typed values with per-entry expiry and stamps.
 //!
-//! Tag invalidation here is by version, not by index: each tag has a shared counter, every
-//! entry remembers the counter values it was stored under, and a read that finds a counter
-//! moved treats the entry as gone. Invalidating a tag is one atomic increment, a hit costs one
-//! atomic load per tag, and no tag → keys index has to be kept in step with moka's evictions.
+//! Invalidation here is by version, not by index: each tag has a shared counter, each key
+//! hashes to one of [`KEY_SLOTS`] counters, and `clear` bumps an epoch. Every entry
+//! remembers the counter values it was loaded under, and a read that finds one moved treats
+//! the entry as gone. Invalidating is one atomic increment, a hit costs one atomic load per
+//! stamp, and no tag → keys index has to be kept in step with moka's evictions.
 //!
-//! A load that overlaps an invalidation must not store what it loaded: `seq` is bumped before
-//! every invalidation, a load records it first, and [`MemoryTier::insert`] reads the tag
-//! stamps *then* checks `seq`. Either the invalidation came before the check (insert skipped)
-//! or its version bump comes after the stamps were read (entry born stale).
+//! A load takes a [`Snapshot`] of the counters of its key and tags *before* it reads its
+//! source, and the entry is stored with that snapshot's values. An invalidation that lands
+//! while the load runs therefore leaves the entry born stale: no check-then-insert window,
+//! and an invalidation only affects the loads of its own key or tag.
+//!
+//! The tier can be distrusted (see [`MemoryTier::set_trusted`]): while the invalidation
+//! channel of a shared cache is down, this instance cannot hear the other instances'
+//! writes, so reads skip the memory tier instead of serving what may be stale.
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,11 +26,15 @@ use moka::notification::RemovalCause;
 
 use super::metrics::{CacheMetrics, incr};
 
-type Stamp = (Arc<AtomicU64>, u64);
+/// Counters keys hash onto. Two keys sharing a slot only cost each other a reload when
+/// one of them is invalidated.
+const KEY_SLOTS: usize = 1024;
 
 /// Hashing is a visible share of a hit: foldhash's quality variant is several times faster
 /// than SipHash on short keys and still seeded per process.
 type Hasher = foldhash::quality::RandomState;
+
+type TagState = Arc<AtomicU64>;
 
 #[derive(Clone)]
 struct Entry(Arc<EntryInner>);
@@ -34,7 +44,9 @@ struct EntryInner {
     ttl: Duration,
     weight: u32,
     epoch: u64,
-    stamps: Box<[Stamp]>,
+    key_slot: usize,
+    key_version: u64,
+    stamps: Box<[(TagState, u64)]>,
 }
 
 struct PerEntryExpiry;
@@ -66,12 +78,27 @@ pub enum MemoryCapacity {
     Disabled,
 }
 
+/// The invalidation counters of one key and its tags, read before a load.
+#[derive(Clone)]
+pub(crate) struct Snapshot {
+    epoch: u64,
+    any: u64,
+    key_slot: usize,
+    key_version: u64,
+    tags: Vec<(Box<str>, TagState, u64)>,
+}
+
 pub(crate) struct MemoryTier {
     cache: Option<moka::sync::Cache<Arc<str>, Entry, Hasher>>,
+    hasher: Hasher,
     weigh_bytes: bool,
-    tags: RwLock<HashMap<Box<str>, Arc<AtomicU64>>>,
+    tags: RwLock<HashMap<Box<str>, TagState>>,
+    keys: Box<[AtomicU64]>,
     epoch: AtomicU64,
-    seq: AtomicU64,
+    /// Bumped by every invalidation (before the counter it concerns): lets an insert carry
+    /// tags it did not snapshot, when nothing was invalidated since the snapshot.
+    any: AtomicU64,
+    trusted: AtomicBool,
     metrics: CacheMetrics,
 }
 
@@ -99,10 +126,13 @@ impl MemoryTier {
         };
         Self {
             cache,
+            hasher: Hasher::default(),
             weigh_bytes: matches!(capacity, MemoryCapacity::Bytes(_)),
             tags: RwLock::default(),
+            keys: (0..KEY_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             epoch: AtomicU64::new(0),
-            seq: AtomicU64::new(0),
+            any: AtomicU64::new(0),
+            trusted: AtomicBool::new(true),
             metrics,
         }
     }
@@ -116,13 +146,35 @@ impl MemoryTier {
         self.weigh_bytes
     }
 
+    /// Whether reads may be answered from memory (see the module docs).
+    pub(crate) fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    /// Trusts or distrusts the tier. Either way its content is dropped: what was loaded
+    /// before may have been invalidated unheard.
+    pub(crate) fn set_trusted(&self, trusted: bool) {
+        if self.trusted.swap(trusted, Ordering::AcqRel) != trusted || trusted {
+            self.flush();
+        }
+    }
+
+    fn key_slot(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) % KEY_SLOTS
+    }
+
     /// A fresh, unexpired, uninvalidated value of type `T` under `key`.
     pub(crate) fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
         let cache = self.cache.as_ref()?;
         let counters = self.metrics.counters();
+        if !self.trusted() {
+            incr(&counters.memory_misses);
+            return None;
+        }
         let found = cache.get(key).and_then(|entry| {
             let e = &entry.0;
             let fresh = e.epoch == self.epoch.load(Ordering::Acquire)
+                && self.keys[e.key_slot].load(Ordering::Acquire) == e.key_version
                 && e.stamps
                     .iter()
                     .all(|(state, version)| state.load(Ordering::Acquire) == *version);
@@ -140,13 +192,7 @@ impl MemoryTier {
         found
     }
 
-    /// The invalidation sequence number: record it before reading the source of a value,
-    /// pass it to [`Self::insert`].
-    pub(crate) fn seq(&self) -> u64 {
-        self.seq.load(Ordering::SeqCst)
-    }
-
-    fn tag_state(&self, tag: &str) -> Arc<AtomicU64> {
+    fn tag_state(&self, tag: &str) -> TagState {
         if let Some(state) = self.tags.read().unwrap_or_else(|e| e.into_inner()).get(tag) {
             return state.clone();
         }
@@ -154,64 +200,124 @@ impl MemoryTier {
         tags.entry(tag.into()).or_default().clone()
     }
 
-    /// Stores `value` unless an invalidation happened since `seq_before` was read.
-    #[allow(clippy::too_many_arguments)]
+    /// The counters a load of `key` with `tags` depends on: take it before reading the
+    /// value's source.
+    pub(crate) fn snapshot(&self, key: &str, tags: &[&str]) -> Snapshot {
+        let any = self.any.load(Ordering::SeqCst);
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let key_slot = self.key_slot(key);
+        let key_version = self.keys[key_slot].load(Ordering::SeqCst);
+        let tags = tags
+            .iter()
+            .map(|tag| {
+                let state = self.tag_state(tag);
+                let version = state.load(Ordering::SeqCst);
+                (Box::from(*tag), state, version)
+            })
+            .collect();
+        Snapshot {
+            epoch,
+            any,
+            key_slot,
+            key_version,
+            tags,
+        }
+    }
+
+    /// Whether nothing the snapshot depends on was invalidated since it was taken. Never
+    /// while the tier is distrusted: invalidations may then go unheard, so no load (and no
+    /// flight another caller could join) is known to be current.
+    pub(crate) fn is_current(&self, s: &Snapshot) -> bool {
+        self.trusted()
+            && s.epoch == self.epoch.load(Ordering::SeqCst)
+            && s.key_version == self.keys[s.key_slot].load(Ordering::SeqCst)
+            && s.tags
+                .iter()
+                .all(|(_, state, v)| state.load(Ordering::SeqCst) == *v)
+    }
+
+    /// Stores `value` under `key` with the stamps of `snapshot`, plus those of `tags` it
+    /// lacks (a value from Redis carries its own tags). Skipped when the snapshot is no
+    /// longer current (the entry would be born stale anyway).
     pub(crate) fn insert<T: Send + Sync + 'static>(
         &self,
         key: &str,
         value: T,
         ttl: Duration,
         tags: &[&str],
-        more_tags: &[String],
         weight: u32,
-        seq_before: u64,
+        snapshot: &Snapshot,
     ) -> bool {
         let Some(cache) = &self.cache else {
             return false;
         };
-        let epoch = self.epoch.load(Ordering::SeqCst);
-        let stamps: Box<[Stamp]> = tags
+        let mut stamps: Vec<(TagState, u64)> = snapshot
+            .tags
             .iter()
-            .copied()
-            .chain(more_tags.iter().map(String::as_str))
-            .map(|tag| {
+            .map(|(_, state, v)| (state.clone(), *v))
+            .collect();
+        let mut extra = false;
+        for tag in tags {
+            if !snapshot.tags.iter().any(|(t, ..)| &**t == *tag) {
                 let state = self.tag_state(tag);
                 let version = state.load(Ordering::SeqCst);
-                (state, version)
-            })
-            .collect();
-        if self.seq.load(Ordering::SeqCst) != seq_before {
+                stamps.push((state, version));
+                extra = true;
+            }
+        }
+        // Tags read only now are right only if nothing was invalidated since the snapshot
+        // (every invalidation bumps `any` before its own counter).
+        if extra && self.any.load(Ordering::SeqCst) != snapshot.any {
+            return false;
+        }
+        if !self.is_current(snapshot) {
             return false;
         }
         let entry = Entry(Arc::new(EntryInner {
             value: Box::new(value),
             ttl,
             weight: weight.saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX)),
-            epoch,
-            stamps,
+            epoch: snapshot.epoch,
+            key_slot: snapshot.key_slot,
+            key_version: snapshot.key_version,
+            stamps: stamps.into_boxed_slice(),
         }));
         cache.insert(Arc::from(key), entry);
         true
     }
 
     pub(crate) fn invalidate(&self, key: &str) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        incr(&self.metrics.counters().invalidations);
+        self.any.fetch_add(1, Ordering::SeqCst);
+        self.keys[self.key_slot(key)].fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.cache {
             cache.invalidate(key);
         }
     }
 
+    /// Invalidates a tag. A tag this instance never loaded under has no counter and needs
+    /// none: a load that creates it afterwards reads its source after this call.
     pub(crate) fn invalidate_tag(&self, tag: &str) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.any.fetch_add(1, Ordering::SeqCst);
+        let state = self
+            .tags
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tag)
+            .cloned();
+        if let Some(state) = state {
+            state.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Counts one invalidation applied to this instance (a local call or a message).
+    pub(crate) fn count_invalidation(&self) {
         incr(&self.metrics.counters().invalidations);
-        self.tag_state(tag).fetch_add(1, Ordering::SeqCst);
     }
 
     /// Drops every entry (and, through the epoch, every entry a concurrent load is about to
     /// store).
     pub(crate) fn clear(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.any.fetch_add(1, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.cache {
             cache.invalidate_all();
@@ -219,7 +325,6 @@ impl MemoryTier {
     }
 
     /// [`Self::clear`] because invalidations may have been missed (Redis reconnect).
-    #[cfg_attr(not(feature = "cache-redis"), allow(dead_code))]
     pub(crate) fn flush(&self) {
         incr(&self.metrics.counters().memory_flushes);
         self.clear();
@@ -242,12 +347,16 @@ mod tests {
         MemoryTier::new(MemoryCapacity::Entries(100), CacheMetrics::default())
     }
 
+    fn put(m: &MemoryTier, key: &str, v: u32, tags: &[&str]) -> bool {
+        let s = m.snapshot(key, tags);
+        m.insert(key, v, Duration::from_secs(60), tags, 1, &s)
+    }
+
     #[test]
     fn tag_invalidation_hides_entries() {
         let m = tier();
-        let seq = m.seq();
-        assert!(m.insert("a", 1u32, Duration::from_secs(60), &["posts"], &[], 1, seq));
-        assert!(m.insert("b", 2u32, Duration::from_secs(60), &["users"], &[], 1, seq));
+        assert!(put(&m, "a", 1, &["posts"]));
+        assert!(put(&m, "b", 2, &["users"]));
         assert_eq!(m.get::<u32>("a"), Some(1));
         m.invalidate_tag("posts");
         assert_eq!(m.get::<u32>("a"), None);
@@ -256,27 +365,63 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_invalidation_skips_insert() {
+    fn an_invalidation_during_a_load_leaves_only_that_load_stale() {
         let m = tier();
-        let seq = m.seq();
+        let posts = m.snapshot("a", &["posts"]);
+        let users = m.snapshot("b", &["users"]);
+        let key = m.snapshot("c", &[]);
         m.invalidate_tag("posts");
-        assert!(!m.insert("a", 1u32, Duration::from_secs(60), &["posts"], &[], 1, seq));
+        m.invalidate("zzz");
+        assert!(!m.insert("a", 1u32, Duration::from_secs(60), &["posts"], 1, &posts));
+        assert_eq!(m.get::<u32>("a"), None);
+        // Scoped: the other tag's load, and another key's, still store.
+        assert!(m.insert("b", 2u32, Duration::from_secs(60), &["users"], 1, &users));
+        assert!(m.insert("c", 3u32, Duration::from_secs(60), &[], 1, &key));
+        assert_eq!(m.get::<u32>("b"), Some(2));
+    }
+
+    #[test]
+    fn a_key_invalidation_between_snapshot_and_insert_is_not_lost() {
+        let m = tier();
+        let s = m.snapshot("k", &[]);
+        m.invalidate("k");
+        // Stored or not, it must never be served.
+        m.insert("k", 1u32, Duration::from_secs(60), &[], 1, &s);
+        assert_eq!(m.get::<u32>("k"), None);
+    }
+
+    #[test]
+    fn unsnapshotted_tags_need_a_quiet_interval() {
+        let m = tier();
+        let s = m.snapshot("a", &[]);
+        assert!(m.insert("a", 1u32, Duration::from_secs(60), &["from-redis"], 1, &s));
+        let s = m.snapshot("b", &[]);
+        m.invalidate_tag("unrelated");
+        assert!(!m.insert("b", 1u32, Duration::from_secs(60), &["from-redis"], 1, &s));
+        m.invalidate_tag("from-redis");
         assert_eq!(m.get::<u32>("a"), None);
     }
 
     #[test]
     fn other_type_is_a_miss() {
         let m = tier();
-        m.insert("a", 1u32, Duration::from_secs(60), &[], &[], 1, m.seq());
+        put(&m, "a", 1, &[]);
         assert_eq!(m.get::<String>("a"), None);
         assert_eq!(m.get::<u32>("a"), Some(1));
     }
 
     #[test]
-    fn clear_drops_everything() {
+    fn clear_and_distrust_drop_everything() {
         let m = tier();
-        m.insert("a", 1u32, Duration::from_secs(60), &[], &[], 1, m.seq());
+        put(&m, "a", 1, &[]);
         m.clear();
         assert_eq!(m.get::<u32>("a"), None);
+        put(&m, "a", 1, &[]);
+        m.set_trusted(false);
+        assert_eq!(m.get::<u32>("a"), None);
+        m.set_trusted(true);
+        assert_eq!(m.get::<u32>("a"), None, "flushed when trusted again");
+        put(&m, "a", 1, &[]);
+        assert_eq!(m.get::<u32>("a"), Some(1));
     }
 }

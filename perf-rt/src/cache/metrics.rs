@@ -33,6 +33,9 @@ pub(crate) struct Counters {
     pub(crate) redis_outages: AtomicU64,
     pub(crate) redis_reconnects: AtomicU64,
     pub(crate) memory_flushes: AtomicU64,
+    pub(crate) redis_refusals: AtomicU64,
+    pub(crate) unconfirmed_invalidations: AtomicU64,
+    pub(crate) shared_outcomes: AtomicU64,
 }
 
 /// A point-in-time copy of the counters of a [`CacheMetrics`].
@@ -67,6 +70,12 @@ pub struct MetricsSnapshot {
     pub redis_reconnects: u64,
     /// Times the in-memory tier was flushed because invalidations may have been missed.
     pub memory_flushes: u64,
+    /// Redis commands the server refused (`OOM`, `READONLY`, …): not outages.
+    pub redis_refusals: u64,
+    /// Invalidations that not every listening instance confirmed within the timeout.
+    pub unconfirmed_invalidations: u64,
+    /// Callers answered by another caller's load of the same key (value or error).
+    pub shared_outcomes: u64,
 }
 
 impl CacheMetrics {
@@ -93,6 +102,9 @@ impl CacheMetrics {
             redis_outages: get(&c.redis_outages),
             redis_reconnects: get(&c.redis_reconnects),
             memory_flushes: get(&c.memory_flushes),
+            redis_refusals: get(&c.redis_refusals),
+            unconfirmed_invalidations: get(&c.unconfirmed_invalidations),
+            shared_outcomes: get(&c.shared_outcomes),
         }
     }
 }

@@ -33,41 +33,45 @@
 //!   `PERF_QUERY_CACHE_NAMESPACE`).
 //!
 //! A read tries memory, then Redis, then runs the loader and stores the result in both.
-//! Concurrent misses on one key run the loader once per process. A loader's `Err` is returned
-//! and never stored. A value that fails to decode is a miss.
+//! Concurrent misses on one key run the loader once per process and share its outcome (the
+//! error too, with [`get_or_load_shared`](QueryCache::get_or_load_shared) and
+//! `#[optimize_query]` on a `Clone` error type). A loader's `Err` is never stored. A value
+//! that fails to decode is a miss.
 //!
-//! # Invalidation
+//! # Invalidation and consistency
 //!
 //! [`invalidate`](QueryCache::invalidate) (one key), [`invalidate_tag`](QueryCache::invalidate_tag)
-//! (every entry stored with the tag), [`clear`](QueryCache::clear). With Redis, each is applied
-//! to Redis atomically and broadcast over pub/sub to the other instances' memory tiers. With
-//! the `cache-sqlite` feature, `SqliteInvalidator` turns writes to a table into
-//! invalidations of its tag.
+//! (every entry stored with the tag), [`clear`](QueryCache::clear). The promise: once one of
+//! them has returned, no read that starts afterwards, through this instance or any other
+//! sharing the Redis namespace, returns a value loaded before it. How it is kept:
 //!
-//! # Redis: consistency and faults
+//! - Every load snapshots the invalidation counters of its key and tags before reading its
+//!   source; an entry is stored with that snapshot and is dead as soon as one of them moves
+//!   (see `memory.rs`). Invalidations are scoped: one tag's never discards another's loads.
+//! - This instance's memory tier is invalidated before Redis *and again after*, so that a
+//!   read that refilled it from Redis in between cannot survive.
+//! - Redis values carry the versions they were stored under and a read compares them (one
+//!   script), so a tag invalidation is O(1) on the server; stores compare versions read
+//!   before the load.
+//! - Each invalidation is published; every instance applies it to its memory tier and
+//!   confirms, and the call returns once all listening instances have (bounded by
+//!   [`QueryCacheBuilder::invalidation_ack_timeout`]).
+//! - An instance whose subscription is down (Redis gone, a half-open connection caught by
+//!   the liveness ping) does not read its memory tier until it is back, and flushes it
+//!   then. An invalidation that cannot reach Redis is queued, replayed by a background task
+//!   before Redis is read again, and waits until the other instances must have noticed.
 //!
-//! - Keys: `ns:k:<key>` (value), `ns:t:<tag>` (set of the value keys stored with the tag),
-//!   `ns:v:<tag>` and `ns:g` (version counters), channel `ns:inv`.
-//! - `invalidate_tag` is one Lua script, atomic on the server: bump the tag's version, delete
-//!   every member of the tag set and the set, publish. Reads are a plain `GET`, so the Redis
-//!   tier cannot return an entry of a tag invalidated before the read.
-//! - A miss reads its tags' versions before running the loader, and the value is stored by a
-//!   script that compares them first: a load that overlapped an invalidation (it may have read
-//!   the database before the write) is returned to its caller but stored nowhere.
-//! - The in-memory tier checks per-tag version counters on every hit (one atomic load per
-//!   tag); other instances bump them when the pub/sub message arrives, so they follow within
-//!   one pub/sub hop.
-//! - Every Redis call runs under a timeout (default 250 ms). A failure marks Redis down,
-//!   logs one warning and counts an outage; while down, reads go memory → loader, writes of
-//!   invalidations are queued, and a background probe retries every second. On return the
-//!   queue is replayed, then the in-memory tier is flushed (invalidations were missed). The
-//!   same flush happens whenever the pub/sub subscription is re-established.
+//! Faults that are refusals (`OOM`, `READONLY`, …) are not outages: nothing is flushed.
+//! See `redis.rs` for the layout in Redis.
 //!
 //! # `#[optimize_query]`
 //!
 //! [`optimize_query`](crate::optimize_query) caches a function's result in the global cache
-//! ([`set_global`]), keyed by its path and every argument (arguments implement
-//! `serde::Serialize`; see [`KeyBuilder`]). Without a global cache the function simply runs.
+//! ([`set_global`]), keyed by the function's identity (its path with the type arguments of
+//! the instance and, for a method, its `impl`'s self type) and every argument (arguments
+//! implement `serde::Serialize`; see [`KeyBuilder`]). Without a global cache the function
+//! simply runs. A `key_prefix` used by two different functions is detected on their first
+//! calls: the second one is logged as an error and runs uncached.
 
 mod builder;
 mod codec;
@@ -82,6 +86,7 @@ mod redis;
 #[cfg(feature = "cache-sqlite")]
 mod sqlite;
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -100,8 +105,8 @@ pub use metrics::{CacheMetrics, MetricsSnapshot};
 #[cfg(feature = "cache-sqlite")]
 pub use sqlite::{SqliteInvalidator, SqliteInvalidatorBuilder};
 
-use flight::Flights;
-use memory::MemoryTier;
+use flight::{Flights, Outcome, Role};
+use memory::{MemoryTier, Snapshot};
 use metrics::incr;
 
 /// Errors of the query cache. Reads and writes never fail because of the cache itself; only
@@ -256,7 +261,9 @@ impl QueryCache {
     }
 
     /// The cached value of `key`, or the loader's, which is then stored (an `Err` is returned
-    /// and not stored). Concurrent callers missing on the same key wait for one loader.
+    /// and not stored). Concurrent callers missing on the same key wait for one loader and
+    /// get its value; if it fails, each of them runs its own loader at once (see
+    /// [`Self::get_or_load_shared`] to share the error instead).
     ///
     /// # Errors
     ///
@@ -272,26 +279,128 @@ impl QueryCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.get_or_load_with(key, options, loader, None).await
+    }
+
+    /// [`Self::get_or_load`], where the callers waiting for a load that fails get a clone of
+    /// its error instead of running their own loaders: N callers behind a failing query
+    /// wait for one failure, not N. (Wrap a non-`Clone` error in an `Arc` to use it.)
+    ///
+    /// # Errors
+    ///
+    /// The loader's, or the shared load's.
+    pub async fn get_or_load_shared<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: CacheOptions<'_>,
+        loader: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.get_or_load_with(key, options, loader, Some(ErrorSharing::cloning()))
+            .await
+    }
+
+    async fn get_or_load_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: CacheOptions<'_>,
+        loader: F,
+        sharing: Option<ErrorSharing<E>>,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let memory = &*self.inner.memory;
         if let Some(v) = memory.get::<T>(key) {
             return Ok(v);
         }
-        let _slot = self.inner.flights.acquire(key).await;
-        if let Some(v) = memory.get::<T>(key) {
-            return Ok(v);
+        loop {
+            match self.inner.flights.join(memory, key, options.tags) {
+                Role::Leader(leader) => {
+                    if let Some(v) = memory.get::<T>(key) {
+                        leader.finish(Outcome::Value(Arc::new(v.clone())));
+                        return Ok(v);
+                    }
+                    let result = self.fill(key, options, leader.snapshot(), loader).await;
+                    leader.finish(match &result {
+                        Ok(v) => Outcome::Value(Arc::new(v.clone())),
+                        Err(e) => Outcome::Error(sharing.as_ref().map(|s| (s.share)(e))),
+                    });
+                    return result;
+                }
+                Role::Waiter(flight) => match self.take(flight.wait().await, key, &sharing) {
+                    Taken::Done(result) => return result,
+                    Taken::Again => continue,
+                    Taken::OwnLoad => break,
+                },
+            }
         }
-        let seq = memory.seq();
+        // The load we waited for failed (or was of another type): our own, right away.
+        let snapshot = memory.snapshot(key, options.tags);
+        self.fill(key, options, &snapshot, loader).await
+    }
+
+    /// What a waiter makes of the outcome of the flight it joined.
+    fn take<T: Cacheable, E>(
+        &self,
+        outcome: Outcome,
+        key: &str,
+        sharing: &Option<ErrorSharing<E>>,
+    ) -> Taken<T, E> {
+        let shared = &self.inner.metrics.counters().shared_outcomes;
+        match outcome {
+            Outcome::Value(v) => match v.downcast_ref::<T>() {
+                Some(v) => {
+                    incr(shared);
+                    Taken::Done(Ok(v.clone()))
+                }
+                None => Taken::OwnLoad,
+            },
+            Outcome::Error(Some(e)) => match sharing.as_ref().and_then(|s| (s.unshare)(&*e)) {
+                Some(e) => {
+                    incr(shared);
+                    Taken::Done(Err(e))
+                }
+                None => Taken::OwnLoad,
+            },
+            Outcome::Error(None) => Taken::OwnLoad,
+            Outcome::Abandoned => match self.inner.memory.get::<T>(key) {
+                Some(v) => Taken::Done(Ok(v)),
+                None => Taken::Again,
+            },
+        }
+    }
+
+    /// Redis, else the loader; stores what it found under `snapshot`.
+    async fn fill<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: CacheOptions<'_>,
+        snapshot: &Snapshot,
+        loader: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let memory = &*self.inner.memory;
         let ttl = self.ttl(&options);
         #[cfg(feature = "cache-redis")]
         let mut expected = None;
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            if let Some((tags, value)) = self.redis_get::<T>(redis, key).await {
-                let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-                memory.insert(key, value.clone(), ttl, &tags, &[], 0, seq);
+            if let Some(value) = self.redis_get::<T>(redis, key, Some(ttl), snapshot).await {
                 return Ok(value);
             }
-            expected = redis.versions(options.tags).await;
+            expected = redis.versions(key, options.tags).await;
         }
 
         let value = self.load(loader).await?;
@@ -313,7 +422,7 @@ impl QueryCache {
                 weight = encode_logged(key, options.tags, &value).map_or(0, |b| b.len());
             }
             let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-            memory.insert(key, value.clone(), ttl, options.tags, &[], weight, seq);
+            memory.insert(key, value.clone(), ttl, options.tags, weight, snapshot);
         }
         Ok(value)
     }
@@ -351,15 +460,25 @@ impl QueryCache {
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
+        self.get_or_load_blocking_with(key, options, loader, None)
+    }
+
+    fn get_or_load_blocking_with<T, E, F>(
+        &self,
+        key: &str,
+        options: CacheOptions<'_>,
+        loader: F,
+        sharing: Option<ErrorSharing<E>>,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Result<T, E>,
+    {
         let memory = &*self.inner.memory;
         if let Some(v) = memory.get::<T>(key) {
             return Ok(v);
         }
-        self.inner.flights.with_blocking(key, || {
-            if let Some(v) = memory.get::<T>(key) {
-                return Ok(v);
-            }
-            let seq = memory.seq();
+        let fill = |snapshot: &Snapshot, loader: F| {
             let counters = self.inner.metrics.counters();
             let started = Instant::now();
             let result = loader();
@@ -373,31 +492,61 @@ impl QueryCache {
                 0
             };
             let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-            memory.insert(
-                key,
-                value.clone(),
-                self.ttl(&options),
-                options.tags,
-                &[],
-                weight,
-                seq,
-            );
+            let ttl = self.ttl(&options);
+            memory.insert(key, value.clone(), ttl, options.tags, weight, snapshot);
             Ok(value)
-        })
+        };
+        loop {
+            match self.inner.flights.join_blocking(memory, key, options.tags) {
+                Role::Leader(leader) => {
+                    if let Some(v) = memory.get::<T>(key) {
+                        leader.finish(Outcome::Value(Arc::new(v.clone())));
+                        return Ok(v);
+                    }
+                    let result = fill(leader.snapshot(), loader);
+                    leader.finish(match &result {
+                        Ok(v) => Outcome::Value(Arc::new(v.clone())),
+                        Err(e) => Outcome::Error(sharing.as_ref().map(|s| (s.share)(e))),
+                    });
+                    return result;
+                }
+                Role::Waiter(flight) => match self.take(flight.wait_blocking(), key, &sharing) {
+                    Taken::Done(result) => return result,
+                    Taken::Again => continue,
+                    Taken::OwnLoad => break,
+                },
+            }
+        }
+        fill(&memory.snapshot(key, options.tags), loader)
     }
 
+    /// A value from Redis, stored in memory under `snapshot` (taken before the read) with
+    /// its serialised size as weight and the time Redis still gives it (at most `ttl`).
     #[cfg(feature = "cache-redis")]
     async fn redis_get<T: Cacheable>(
         &self,
         redis: &redis::RedisTier,
         key: &str,
-    ) -> Option<(Vec<String>, T)> {
+        ttl: Option<Duration>,
+        snapshot: &Snapshot,
+    ) -> Option<T> {
         let counters = self.inner.metrics.counters();
         match redis.get(key).await {
-            redis::Lookup::Hit(bytes) => match codec::decode::<T>(&bytes) {
-                Some(found) => {
+            redis::Lookup::Hit(bytes, remaining) => match codec::decode::<T>(&bytes) {
+                Some((tags, value)) => {
                     incr(&counters.redis_hits);
-                    Some(found)
+                    let memory = &*self.inner.memory;
+                    if memory.enabled() {
+                        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+                        let ttl = match (remaining, ttl) {
+                            (Some(r), Some(t)) => r.min(t),
+                            (Some(r), None) => r,
+                            (None, t) => t.unwrap_or(self.inner.default_expire),
+                        };
+                        let weight = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+                        memory.insert(key, value.clone(), ttl, &tags, weight, snapshot);
+                    }
+                    Some(value)
                 }
                 None => {
                     incr(&counters.decode_errors);
@@ -409,7 +558,10 @@ impl QueryCache {
                     None
                 }
             },
-            redis::Lookup::Miss => {
+            redis::Lookup::Miss(foreign) => {
+                if foreign {
+                    incr(&counters.decode_errors);
+                }
                 incr(&counters.redis_misses);
                 None
             }
@@ -425,27 +577,19 @@ impl QueryCache {
         }
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            let seq = memory.seq();
-            let (tags, value) = self.redis_get::<T>(redis, key).await?;
-            let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-            memory.insert(
-                key,
-                value.clone(),
-                self.inner.default_expire,
-                &tags,
-                &[],
-                0,
-                seq,
-            );
-            return Some(value);
+            let snapshot = memory.snapshot(key, &[]);
+            return self.redis_get::<T>(redis, key, None, &snapshot).await;
         }
         None
     }
 
-    /// Stores `value` under `key` in both tiers, replacing any other instance's copy.
+    /// Stores `value` under `key` in both tiers, replacing every instance's copy.
     pub async fn insert<T: Cacheable>(&self, key: &str, value: T, options: CacheOptions<'_>) {
         let memory = &*self.inner.memory;
         let ttl = self.ttl(&options);
+        // Loads of this key already running must not overwrite the new value.
+        memory.invalidate(key);
+        let snapshot = memory.snapshot(key, options.tags);
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis
             && let Some(bytes) = encode_logged(key, options.tags, &value)
@@ -462,26 +606,71 @@ impl QueryCache {
             0
         };
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-        memory.insert(key, value, ttl, options.tags, &[], weight, memory.seq());
+        memory.insert(key, value, ttl, options.tags, weight, &snapshot);
     }
 
-    /// Drops `key` from both tiers and from every instance's memory tier.
+    /// Drops `key` from both tiers and from every instance's memory tier; see the module
+    /// docs for what holds once it returns.
     pub async fn invalidate(&self, key: &str) {
-        self.inner.memory.invalidate(key);
+        let memory = &self.inner.memory;
+        memory.invalidate(key);
+        memory.count_invalidation();
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            redis.invalidate(key).await;
+            // A read may have refilled memory from Redis before Redis dropped the key.
+            self.invalidate_everywhere(
+                redis,
+                key,
+                |r, v| redis::Invalidation::Key(v).apply_on(r),
+                |m, v| m.invalidate(v),
+            )
+            .await;
         }
     }
 
     /// Drops every entry stored with `tag`, in both tiers and on every instance. When it
-    /// returns, no read through this instance, and no Redis read through any instance, can
-    /// see such an entry (the other instances' memory tiers follow within a pub/sub hop).
+    /// returns, no read through any instance sharing the Redis namespace returns such an
+    /// entry (the other instances have confirmed; see the module docs).
     pub async fn invalidate_tag(&self, tag: &str) {
-        self.inner.memory.invalidate_tag(tag);
+        let memory = &self.inner.memory;
+        memory.invalidate_tag(tag);
+        memory.count_invalidation();
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            redis.invalidate_tag(tag).await;
+            // A read may have refilled memory from Redis before Redis moved the version.
+            self.invalidate_everywhere(
+                redis,
+                tag,
+                |r, v| redis::Invalidation::Tag(v).apply_on(r),
+                |m, v| m.invalidate_tag(v),
+            )
+            .await;
+        }
+    }
+
+    /// Redis, the other instances, then this instance's memory again, in a task of its own:
+    /// a caller that gives up (a cancelled request) cannot leave it half done.
+    #[cfg(feature = "cache-redis")]
+    async fn invalidate_everywhere(
+        &self,
+        redis: &Arc<redis::RedisTier>,
+        value: &str,
+        remote: for<'a> fn(
+            &'a redis::RedisTier,
+            &'a str,
+        ) -> futures_util::future::BoxFuture<'a, ()>,
+        local: fn(&MemoryTier, &str),
+    ) {
+        let (redis, memory, value) = (redis.clone(), self.inner.memory.clone(), value.to_owned());
+        let work = async move {
+            remote(&redis, &value).await;
+            local(&memory, &value);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let _ = runtime.spawn(work).await;
+            }
+            Err(_) => work.await,
         }
     }
 
@@ -492,11 +681,45 @@ impl QueryCache {
 
     /// Drops every entry, in both tiers and on every instance.
     pub async fn clear(&self) {
-        self.inner.memory.clear();
-        incr(&self.inner.metrics.counters().invalidations);
+        let memory = &self.inner.memory;
+        memory.clear();
+        memory.count_invalidation();
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
-            redis.clear().await;
+            self.invalidate_everywhere(
+                redis,
+                "",
+                |r, _| redis::Invalidation::Clear.apply_on(r),
+                |m, _| m.clear(),
+            )
+            .await;
+        }
+    }
+}
+
+/// What a waiter does next.
+enum Taken<T, E> {
+    /// The flight's outcome is its answer.
+    Done(Result<T, E>),
+    /// The leader gave up: join or lead the next flight.
+    Again,
+    /// The outcome cannot be shared with it (an error that is not `Clone`, another type):
+    /// it runs its own loader, at once.
+    OwnLoad,
+}
+
+/// How waiters get a copy of a failed load's error: set when the error type is `Clone`.
+#[doc(hidden)]
+pub struct ErrorSharing<E> {
+    share: fn(&E) -> Arc<dyn Any + Send + Sync>,
+    unshare: fn(&(dyn Any + Send + Sync)) -> Option<E>,
+}
+
+impl<E: Clone + Send + Sync + 'static> ErrorSharing<E> {
+    fn cloning() -> Self {
+        Self {
+            share: |e| Arc::new(e.clone()),
+            unshare: |any| any.downcast_ref::<E>().cloned(),
         }
     }
 }
@@ -509,68 +732,5 @@ fn encode_logged<T: Serialize>(key: &str, tags: &[&str], value: &T) -> Option<Ve
 
 /// Support for the code `#[optimize_query]` generates. Not a public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use super::{CacheOptions, KeyBuilder, QueryCache};
-    pub use core::convert::Infallible;
-    pub use core::result::Result;
-    pub use core::time::Duration;
-
-    use std::future::Future;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    fn cache_for(key: &Result<String, super::CacheError>) -> Option<&'static QueryCache> {
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        let Some(cache) = QueryCache::global() else {
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    "#[optimize_query]: no global cache (perf_rt::cache::set_global); not caching"
-                );
-            }
-            return None;
-        };
-        if let Err(e) = key {
-            tracing::warn!(error = %e, "#[optimize_query]: not caching this call");
-            return None;
-        }
-        Some(cache)
-    }
-
-    /// Async functions.
-    pub async fn get_or_load<T, E, Fut>(
-        key: Result<String, super::CacheError>,
-        options: CacheOptions<'_>,
-        load: Fut,
-    ) -> Result<T, E>
-    where
-        T: super::Cacheable,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        match (cache_for(&key), key) {
-            (Some(cache), Ok(key)) => cache.get_or_load(&key, options, || load).await,
-            _ => load.await,
-        }
-    }
-
-    /// Plain functions.
-    pub fn get_or_load_blocking<T, E>(
-        key: Result<String, super::CacheError>,
-        options: CacheOptions<'_>,
-        load: impl FnOnce() -> Result<T, E>,
-    ) -> Result<T, E>
-    where
-        T: super::Cacheable,
-    {
-        match (cache_for(&key), key) {
-            (Some(cache), Ok(key)) => cache.get_or_load_blocking(&key, options, load),
-            _ => load(),
-        }
-    }
-
-    /// Unwraps the result of a function that does not return `Result`.
-    pub fn infallible<T>(result: Result<T, Infallible>) -> T {
-        match result {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
-    }
-}
+#[path = "macro_support.rs"]
+pub mod __private;

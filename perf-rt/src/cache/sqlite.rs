@@ -15,17 +15,45 @@
 //! # Ok(()) }
 //! ```
 //!
-//! SQLite's update hook reports each changed row's table while the statement runs; the
-//! tables are collected per connection and turned into tags when the transaction commits
-//! (the commit hook), and dropped if it rolls back. At commit, this instance's memory tier is
-//! invalidated at once (no await is possible inside a hook); a background task then runs the
-//! full [`QueryCache::invalidate_tag`] (Redis and the other instances). Since that second
-//! invalidation runs after the commit, a read that raced the commit cannot leave a stale
-//! entry behind. [`SqliteInvalidator::flush`] waits for the background task: await it before
-//! answering a write request when another instance may serve the next read.
+//! What is caught, per connection with the invalidator installed:
+//!
+//! - every row an `INSERT`, `UPDATE` or `DELETE` changes in a rowid table (SQLite's update
+//!   hook), including `DELETE FROM t` without `WHERE`: the authorizer turns SQLite's
+//!   truncate optimisation off for every `DELETE`, so its rows are reported one by one;
+//! - rows removed by `REPLACE` conflicts: not reported by SQLite, but always in the table
+//!   the statement inserts into, which is;
+//! - writes to WITHOUT ROWID tables, which the update hook never reports: the authorizer
+//!   sees every statement that writes a table it does not know as a rowid table (WITHOUT
+//!   ROWID, or created after `install`) when it is prepared, and from then on every write
+//!   transaction this connection commits invalidates that table too (a prepared statement
+//!   can run again later, in a transaction the authorizer does not see).
+//!
+//! Not caught: virtual tables (their shadow tables are reported under their own names, e.g.
+//! `docs_fts_data`: map those with [`SqliteInvalidatorBuilder::table`]), schema changes
+//! (`DROP`, `ALTER`), and writes by connections without the invalidator (other programs,
+//! the `sqlite3` shell). Installing replaces the connection's authorizer.
+//!
+//! When: after the commit is visible to other connections, never before (a reader in
+//! another process that reloaded between an early invalidation and the commit would cache
+//! the old rows as fresh). In WAL mode, SQLite's WAL hook runs right after the commit:
+//! there this instance's memory tier is invalidated at once (no await is possible in a
+//! hook) and a background task runs the full [`QueryCache::invalidate_tag`] (Redis and the
+//! other instances). In the other journal modes SQLite has no hook after a commit: the
+//! invalidation is sent at commit and sent again by [`SqliteInvalidator::flush`], which
+//! write handlers await after their write returned. [`SqliteInvalidator::flush`] waits for
+//! the background task: await it before answering a write request, and the next read
+//! through any instance sees the write.
+//!
+//! Installing sets the connection's WAL hook, which replaces SQLite's automatic
+//! checkpoint; the hook checkpoints (passively) past 1,000 pages, as SQLite does by
+//! default. Set the journal mode before [`SqliteInvalidator::install`], and do not set
+//! `wal_autocheckpoint` after it (that would remove the hook).
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization, Wal};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,6 +112,7 @@ impl SqliteInvalidatorBuilder {
             cache: cache_handle,
             tx,
             tables: Arc::new(self.tables),
+            unconfirmed: Arc::default(),
         })
     }
 }
@@ -129,6 +158,83 @@ pub struct SqliteInvalidator {
     cache: QueryCache,
     tx: mpsc::UnboundedSender<Msg>,
     tables: Arc<HashMap<String, Vec<String>>>,
+    /// Tags invalidated at a commit that was not visible yet, for [`Self::flush`].
+    unconfirmed: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// The tables one connection wrote in its current transaction.
+struct Writes {
+    tables: Mutex<HashSet<String>>,
+    /// Tables whose writes the update hook does not report: invalidated at every commit.
+    sticky: Mutex<BTreeSet<String>>,
+    invalidator: SqliteInvalidator,
+}
+
+impl Writes {
+    fn writes_unreported(&self, table: &str, rowid_tables: &HashSet<String>) {
+        if table.starts_with("sqlite_") || rowid_tables.contains(table) {
+            return;
+        }
+        let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
+        if !sticky.contains(table) {
+            sticky.insert(table.to_owned());
+        }
+    }
+
+    /// Invalidates the tags of the tables written: this instance's memory now, everything
+    /// else through the background task.
+    fn dispatch(&self, unconfirmed: bool) {
+        let mut tables =
+            std::mem::take(&mut *self.tables.lock().unwrap_or_else(|e| e.into_inner()));
+        tables.extend(
+            self.sticky
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        if tables.is_empty() {
+            return;
+        }
+        let this = &self.invalidator;
+        let mut tags: Vec<String> = tables.iter().flat_map(|t| this.tags_of(t)).collect();
+        tags.sort();
+        tags.dedup();
+        for tag in &tags {
+            this.cache.invalidate_tag_local(tag);
+        }
+        if unconfirmed {
+            this.unconfirmed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(tags.iter().cloned());
+        }
+        let _ = this.tx.send(Msg::Tags(tags));
+    }
+}
+
+thread_local! {
+    /// Connections whose commit is under way on this thread. SQLite's WAL hook takes a
+    /// plain function and runs on the committing thread, right after the commit hook.
+    static COMMITTING: RefCell<Vec<Arc<Writes>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The WAL hook: the commit is now visible to every connection.
+fn after_commit(wal: &Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    for writes in COMMITTING.with_borrow_mut(std::mem::take) {
+        writes.dispatch(false);
+    }
+    // Installing a WAL hook turns SQLite's automatic checkpoint off: do what it did.
+    if pages >= 1000 {
+        let _ = wal.checkpoint();
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writes")
+    }
 }
 
 impl std::fmt::Debug for Msg {
@@ -163,42 +269,86 @@ impl SqliteInvalidator {
             .unwrap_or_else(|| vec![table.to_owned()])
     }
 
-    /// Installs the update, commit and rollback hooks on `conn` (replacing any hooks it
-    /// had). Do this for every connection that writes, e.g. in a pool's `on_acquire`.
+    /// Installs the pre-update, commit, rollback and (in WAL mode) WAL hooks on `conn`,
+    /// replacing any it had. Do this for every connection that writes (e.g. in a pool's
+    /// `on_acquire`), after setting its journal mode.
     pub fn install(&self, conn: &rusqlite::Connection) {
-        let written: Arc<Mutex<HashSet<String>>> = Arc::default();
-        let on_update = written.clone();
+        let wal = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+            .is_ok_and(|mode| mode.eq_ignore_ascii_case("wal"));
+        let rowid_tables: HashSet<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' \
+                 AND upper(sql) NOT LIKE '%WITHOUT%ROWID%'",
+            )
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+            .unwrap_or_default();
+        let state = Arc::new(Writes {
+            tables: Mutex::default(),
+            sticky: Mutex::default(),
+            invalidator: self.clone(),
+        });
+        let on_write = state.clone();
         conn.update_hook(Some(
             move |_: rusqlite::hooks::Action, _db: &str, table: &str, _row: i64| {
-                let mut w = on_update.lock().unwrap_or_else(|e| e.into_inner());
-                if !w.contains(table) {
-                    w.insert(table.to_owned());
+                let mut tables = on_write.tables.lock().unwrap_or_else(|e| e.into_inner());
+                if !tables.contains(table) {
+                    tables.insert(table.to_owned());
                 }
             },
         ));
-        let on_commit = written.clone();
-        let this = self.clone();
-        conn.commit_hook(Some(move || {
-            let tables = std::mem::take(&mut *on_commit.lock().unwrap_or_else(|e| e.into_inner()));
-            if !tables.is_empty() {
-                let mut tags: Vec<String> = tables.iter().flat_map(|t| this.tags_of(t)).collect();
-                tags.sort();
-                tags.dedup();
-                for tag in &tags {
-                    this.cache.invalidate_tag_local(tag);
+        let on_prepare = state.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            let table = match ctx.action {
+                AuthAction::Delete { table_name } => {
+                    on_prepare.writes_unreported(table_name, &rowid_tables);
+                    // Rows one by one, so that the update hook reports them.
+                    return Authorization::Ignore;
                 }
-                let _ = this.tx.send(Msg::Tags(tags));
+                AuthAction::Insert { table_name } | AuthAction::Update { table_name, .. } => {
+                    table_name
+                }
+                _ => return Authorization::Allow,
+            };
+            on_prepare.writes_unreported(table, &rowid_tables);
+            Authorization::Allow
+        }));
+        let on_commit = state.clone();
+        conn.commit_hook(Some(move || {
+            if wal {
+                // Not visible yet: the WAL hook, right after the commit, sends it.
+                COMMITTING.with_borrow_mut(|c| {
+                    if !c.iter().any(|w| Arc::ptr_eq(w, &on_commit)) {
+                        c.push(on_commit.clone());
+                    }
+                });
+            } else {
+                on_commit.dispatch(true);
             }
             false // false lets the commit proceed
         }));
         conn.rollback_hook(Some(move || {
-            written.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            state
+                .tables
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            COMMITTING.with_borrow_mut(|c| c.retain(|w| !Arc::ptr_eq(w, &state)));
         }));
+        if wal {
+            conn.wal_hook(Some(after_commit));
+        }
     }
 
     /// Waits until every write committed so far has been invalidated everywhere (this
     /// instance's memory, Redis, and published to the other instances).
     pub async fn flush(&self) {
+        // Sent at commit, before it was visible (not WAL): once more, now that it is.
+        let again =
+            std::mem::take(&mut *self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()));
+        if !again.is_empty() {
+            let _ = self.tx.send(Msg::Tags(again.into_iter().collect()));
+        }
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).is_ok() {
             let _ = wait.await;

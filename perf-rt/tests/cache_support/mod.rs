@@ -138,3 +138,95 @@ impl Drop for OwnRedis {
         self.kill();
     }
 }
+
+/// A TCP proxy to a Redis that can fall silent: it keeps every connection open but drops
+/// what passes, like a half-open connection behind a load balancer's idle timeout.
+pub struct SilentProxy {
+    pub port: u16,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::AbortHandle,
+}
+
+impl SilentProxy {
+    pub async fn start(upstream: u16) -> Self {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (s, l) = (silent.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (r, w) in [(cr, sw), (sr, cw)].map(|(r, w)| (Box::new(r), Box::new(w))) {
+                    let silent = s.clone();
+                    let pump = tokio::spawn(pump(r, w, silent));
+                    l.lock().unwrap().push(pump.abort_handle());
+                }
+            }
+        });
+        Self {
+            port,
+            silent,
+            links,
+            accept: accept.abort_handle(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops everything from now on, without closing anything.
+    pub fn fall_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes the silent connections (as a load balancer eventually does) and forwards again.
+    pub fn heal(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+        self.silent.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for SilentProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+async fn pump<R, W>(
+    mut from: Box<R>,
+    mut to: Box<W>,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) where
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if !silent.load(Ordering::SeqCst) && to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
