@@ -46,6 +46,9 @@ async fn serve() -> Result<(), String> {
         .await
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Without PERF_MONITOR_TOKEN the monitoring endpoints answer loopback clients only,
+    // which a listener other hosts reach (HOST=0.0.0.0) cannot promise: refuse to start.
+    suite.check_listener(local).map_err(|e| e.to_string())?;
     // One line: tests and scripts read the address from it and may close the pipe after.
     let dashboard = if suite.monitor().is_some() {
         format!("; performance dashboard http://{local}/perf")

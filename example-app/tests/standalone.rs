@@ -429,3 +429,39 @@ fn a_bad_setting_stops_start_up_and_names_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("PERF_MONITORING=\"perhaps\""), "{stderr}");
 }
+
+#[test]
+fn a_listener_other_hosts_reach_needs_a_monitor_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_example-app"));
+        cmd.current_dir(dir.path())
+            .env("HOST", "0.0.0.0")
+            .env("PORT", "0")
+            .env_remove("PERF_MONITOR_TOKEN")
+            .env_remove("PERF_MONITOR_ALLOW_NO_TOKEN")
+            .env_remove("PERF_REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    };
+    let out = start(&[]).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("0.0.0.0") && stderr.contains("PERF_MONITOR_TOKEN"),
+        "{stderr}"
+    );
+    // With a token it starts and says where it listens.
+    let mut child = start(&[("PERF_MONITOR_TOKEN", "a-token-of-sixteen-chars")]);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
+}
