@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::hash::hex;
-
 /// Bumped whenever a stage's output format or behaviour changes; with the digest of the
 /// exact versions and features of every crate compiled into perf-build (recorded by its
 /// build script from the resolved dependency graph: [`DEPENDENCIES`]), so an entry made by
@@ -43,7 +41,7 @@ impl Cache {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
-        hex(&h.finalize())
+        hex::encode(h.finalize())
     }
 
     fn path(&self, key: &str) -> Option<PathBuf> {

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256, Sha384};
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// `sha384-…`, the value of an `integrity` attribute.
@@ -16,29 +16,32 @@ pub fn integrity(bytes: &[u8]) -> String {
     )
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
+/// Extensions of two parts that stay together after the hash.
+const COMPOUND: &[&str] = &[".tar.gz", ".tar.br", ".tar.zst", ".tar.xz", ".d.ts"];
 
-/// Inserts the first 8 hex digits of the hash before the extension:
-/// `css/app.css` → `css/app.3f9a1c2e.css`; a name without extension gets it at the end.
+/// Inserts the first 8 hex digits of the hash before the last extension, keeping the
+/// whole stem together as Vite, Django and propshaft do: `css/app.css` →
+/// `css/app.3f9a1c2e.css`, `jquery.min.js` → `jquery.min.3f9a1c2e.js`. A source map keeps
+/// its file's extension after the hash (`app.css.map` → `app.3f9a1c2e.css.map`), as do
+/// compound extensions (`.tar.gz`); a name without extension gets the hash at the end.
 pub fn hashed_name(logical: &str, hash_hex: &str) -> String {
     let short = &hash_hex[..8];
     let (dir, file) = match logical.rsplit_once('/') {
         Some((d, f)) => (format!("{d}/"), f),
         None => (String::new(), logical),
     };
-    // `.css.map` and `.tar.gz` style double extensions keep both parts.
-    match file.find('.').filter(|&i| i > 0) {
-        Some(i) => format!("{dir}{}.{short}{}", &file[..i], &file[i..]),
-        None => format!("{dir}{file}.{short}"),
+    let (file, map) = match file.strip_suffix(".map") {
+        Some(f) if !f.is_empty() => (f, ".map"),
+        _ => (file, ""),
+    };
+    let ext = COMPOUND
+        .iter()
+        .find(|c| file.len() > c.len() && file.to_ascii_lowercase().ends_with(*c))
+        .map(|c| file.len() - c.len())
+        .or_else(|| file.rfind('.').filter(|&i| i > 0));
+    match ext {
+        Some(i) => format!("{dir}{}.{short}{}{map}", &file[..i], &file[i..]),
+        None => format!("{dir}{file}.{short}{map}"),
     }
 }
 
@@ -57,6 +60,25 @@ mod tests {
         assert_eq!(hashed_name("app.css.map", &h), "app.ba7816bf.css.map");
         assert_eq!(hashed_name("LICENSE", &h), "LICENSE.ba7816bf");
         assert_eq!(hashed_name("img/.hidden", &h), "img/.hidden.ba7816bf");
+        assert_eq!(
+            hashed_name("js/bootstrap.bundle.js", &h),
+            "js/bootstrap.bundle.ba7816bf.js"
+        );
+        assert_eq!(
+            hashed_name("vendor/jquery.min.js", &h),
+            "vendor/jquery.min.ba7816bf.js"
+        );
+        assert_eq!(
+            hashed_name("vendor/jquery.min.js.map", &h),
+            "vendor/jquery.min.ba7816bf.js.map"
+        );
+        assert_eq!(hashed_name("dl/site.tar.gz", &h), "dl/site.ba7816bf.tar.gz");
+        assert_eq!(hashed_name("types/app.d.ts", &h), "types/app.ba7816bf.d.ts");
+        assert_eq!(
+            hashed_name(".well-known/security.txt", &h),
+            ".well-known/security.ba7816bf.txt"
+        );
+        assert_eq!(hashed_name("notes.map", &h), "notes.ba7816bf.map");
         // The value browsers compute for "abc" (see the SRI spec's examples).
         assert_eq!(
             integrity(b"abc"),
