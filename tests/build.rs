@@ -2,7 +2,6 @@
 
 fn main() {
     if let Err(e) = perf_build::run() {
-        eprintln!("{e}");
-        std::process::exit(1);
+        e.emit();
     }
 }

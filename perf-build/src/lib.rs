@@ -6,8 +6,12 @@
 //! defines the `asset_url!` macro. `perf_rt::include_assets!()` brings it in.
 //!
 //! ```no_run
-//! // build.rs: `fn main() { … }`
-//! perf_build::run().expect("asset build failed");
+//! // build.rs
+//! fn main() {
+//!     if let Err(e) = perf_build::run() {
+//!         e.emit(); // rustc-style errors with code frames, through `cargo::error=`
+//!     }
+//! }
 //! ```
 //!
 //! Custom settings, over `[package.metadata.perf]` and `PERF_BUILD_*`:
@@ -33,6 +37,7 @@ mod codegen;
 mod compress;
 mod config;
 mod css;
+mod diagnostic;
 mod discover;
 mod error;
 mod finish;
