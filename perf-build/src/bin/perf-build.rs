@@ -1,124 +1,116 @@
-//! `perf-build build --static-dir DIR --dist-dir DIR [--source-maps]`: the asset
-//! pipeline outside Cargo. Writes hashed files, `.br`/`.gz`/`.zst` siblings and a
-//! `manifest.json`, and prints a size table.
+//! `perf-build`: the asset pipeline outside Cargo. `perf-build build --static-dir DIR
+//! --dist-dir DIR` writes hashed files, `.br`/`.gz`/`.zst` siblings and a
+//! `manifest.json`, and prints a size table; `perf-build --help` lists the rest.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::time::Duration;
 
-const USAGE: &str = "\
-usage: perf-build build --static-dir DIR --dist-dir DIR [options]
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
-options:
-  --static-dir DIR     the assets to build (required)
-  --dist-dir DIR       where hashed files and manifest.json go (required)
-  --url-prefix PREFIX  URL prefix of the assets (default /static)
-  --source-maps        write source maps for CSS and JS
-  --no-minify          copy CSS and JS unminified
-  --no-precompress     skip the .br, .gz and .zst files
-  --fast               cheaper compression settings
-  --targets QUERY      browserslist query for CSS (default \"defaults\")
-  --cache-dir DIR      content-addressed cache (default DIST/.perf-cache)
-  --quiet              print no size table
-";
+/// The perf-suite asset pipeline, outside Cargo: minify, hash, precompress.
+#[derive(Parser)]
+#[command(name = "perf-build", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Builds every asset of a folder into a dist folder with a manifest.json.
+    Build(BuildArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The assets to build.
+    #[arg(long, value_name = "DIR")]
+    static_dir: PathBuf,
+    /// Where the hashed files and manifest.json go.
+    #[arg(long, value_name = "DIR")]
+    dist_dir: PathBuf,
+    /// URL prefix the assets are served under.
+    #[arg(long, value_name = "PREFIX", default_value = "/static")]
+    url_prefix: String,
+    /// Write source maps for CSS and JS.
+    #[arg(long)]
+    source_maps: bool,
+    /// Keep CSS and JS unminified (the browser targets still apply).
+    #[arg(long)]
+    no_minify: bool,
+    /// Skip the .br, .gz and .zst files.
+    #[arg(long)]
+    no_precompress: bool,
+    /// Cheaper compression settings (brotli 5, gzip 6, zstd 3).
+    #[arg(long)]
+    fast: bool,
+    /// Browserslist queries for CSS, comma-separated.
+    #[arg(long, value_name = "QUERY", default_value = "defaults")]
+    targets: String,
+    /// The content-addressed cache (default DIST/.perf-cache).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print no size table and no progress.
+    #[arg(long)]
+    quiet: bool,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("perf-build: {message}");
-            ExitCode::from(1)
-        }
+    match Cli::parse().command {
+        Command::Build(args) => build(args),
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("build") => {}
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            return Ok(());
-        }
-        Some("-V" | "--version") => {
-            println!("perf-build {}", env!("CARGO_PKG_VERSION"));
-            return Ok(());
-        }
-        _ => return Err(format!("expected a command\n\n{USAGE}")),
-    }
+fn build(args: BuildArgs) -> ExitCode {
     let mut builder = perf_build::Builder::new()
         .cargo_instructions(false)
-        .root(".");
-    let mut dist: Option<PathBuf> = None;
-    let mut static_dir = false;
-    let mut quiet = false;
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
-        };
-        builder = match arg.as_str() {
-            "--static-dir" => {
-                static_dir = true;
-                builder.static_dir(value(arg)?)
-            }
-            "--dist-dir" => {
-                dist = Some(value(arg)?.into());
-                builder
-            }
-            "--url-prefix" => builder.url_prefix(value(arg)?),
-            "--source-maps" => builder.source_maps(true),
-            "--no-minify" => builder.minify(false),
-            "--no-precompress" => builder.precompress(false),
-            "--fast" => builder.quality(perf_build::Quality::Fast),
-            "--targets" => builder.targets(
-                value(arg)?
-                    .split(',')
-                    .map(str::trim)
-                    .map(String::from)
-                    .collect::<Vec<_>>(),
-            ),
-            "--cache-dir" => builder.cache_dir(value(arg)?),
-            "--quiet" => {
-                quiet = true;
-                builder
-            }
-            other => return Err(format!("unknown option {other}\n\n{USAGE}")),
-        };
+        .root(".")
+        .static_dir(&args.static_dir)
+        .url_prefix(args.url_prefix)
+        .source_maps(args.source_maps)
+        .minify(!args.no_minify)
+        .precompress(!args.no_precompress)
+        .targets(args.targets.split(',').map(str::trim))
+        // No template checks outside Cargo: there is no askama crate to check against.
+        .check_templates(false);
+    if args.fast {
+        builder = builder.quality(perf_build::Quality::Fast);
     }
-    let Some(dist) = dist.filter(|_| static_dir) else {
-        return Err(format!(
-            "--static-dir and --dist-dir are required\n\n{USAGE}"
-        ));
+    if let Some(dir) = &args.cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    // A bar on a terminal only (indicatif draws nothing elsewhere), and only once a run
+    // lasts long enough to need one.
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
     };
-    // No template checks outside Cargo: there is no askama crate to check against.
-    let builder = builder.check_templates(false);
-    let started = Instant::now();
-    let last = Mutex::new(Instant::now());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} building assets [{bar:30}] {pos}/{len} {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
     let progress = |done: usize, total: usize| {
-        if quiet || started.elapsed().as_millis() < 1000 {
-            return;
-        }
-        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.elapsed().as_millis() >= 250 || done == total {
-            *last = Instant::now();
-            eprint!("\r[{done}/{total}] building assets…");
-            let _ = std::io::stderr().flush();
-        }
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     };
-    let report = builder
-        .build_dist(&dist, &progress)
-        .map_err(|e| e.to_string())?;
-    if started.elapsed().as_millis() >= 1000 && !quiet {
-        eprintln!();
+    let result = builder.build_dist(&args.dist_dir, &progress);
+    bar.finish_and_clear();
+    match result {
+        Ok(report) => {
+            if !args.quiet {
+                print!("{}", report.table());
+            }
+            println!("wrote {}", args.dist_dir.join("manifest.json").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.render(Path::new(".")));
+            ExitCode::FAILURE
+        }
     }
-    if !quiet {
-        print!("{}", report.table());
-    }
-    println!("wrote {}", dist.join("manifest.json").display());
-    Ok(())
 }
