@@ -19,7 +19,8 @@ use swc_core::ecma::ast::{
     CallExpr, Callee, EsVersion, ExportAll, ImportDecl, Lit, Module, ModuleItem, NamedExport,
     Program,
 };
-use swc_core::ecma::codegen::{Config as CodegenConfig, Emitter, text_writer::JsWriter};
+use swc_core::ecma::codegen::text_writer::{JsWriter, omit_trailing_semi};
+use swc_core::ecma::codegen::{Config as CodegenConfig, Emitter};
 use swc_core::ecma::minifier::option::terser::TerserCompressorOptions;
 use swc_core::ecma::minifier::option::{ExtraOptions, MangleOptions, MinifyOptions};
 use swc_core::ecma::parser::{EsSyntax, Syntax, parse_file_as_program};
@@ -218,12 +219,14 @@ fn transform_in(
         let mut code = Vec::with_capacity(source.len() / 2);
         let mut mappings: Vec<(BytePos, LineCol)> = Vec::new();
         {
-            let writer = JsWriter::new(
+            // A `;` before a `}` or at the end is never needed: the writer drops it, as
+            // swc's own minifier does.
+            let writer = omit_trailing_semi(JsWriter::new(
                 cm.clone(),
                 "\n",
                 &mut code,
                 source_map.then_some(&mut mappings),
-            );
+            ));
             let mut emitter = Emitter {
                 cfg: CodegenConfig::default().with_minify(true),
                 cm: cm.clone(),
@@ -346,6 +349,16 @@ mod tests {
             .collect();
         assert_eq!(specs, [("./util.js", 2), ("./all.js", 3), ("./lazy.js", 5)]);
         assert_eq!(out.refs[0].column, 24);
+    }
+
+    #[test]
+    fn no_semicolon_before_a_closing_brace() {
+        let out = t(
+            "js/a.js",
+            "export function f(a) { if (a) { console.log(a); } return a + 1; }\n",
+        )
+        .unwrap();
+        assert!(!out.code.contains(";}"), "{}", out.code);
     }
 
     #[test]
