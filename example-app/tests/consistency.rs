@@ -7,46 +7,21 @@
 //! the pauses) comes from a seed: `PERF_STRESS_SEED=<hex>` replays one, and a failure
 //! prints it. `PERF_STRESS_WRITES` sets the number of writes (default 300).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-struct App {
-    child: Child,
-    addr: String,
-}
+mod common;
 
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::App;
 
 /// The example-app binary on a free port of 127.0.0.1, with `env`.
 fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> App {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_example-app"));
-    cmd.current_dir(dir)
-        .env("PORT", "0")
-        .env("HOST", "127.0.0.1")
-        .stdout(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    App { child, addr }
+    common::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_example-app")),
+        dir,
+        env,
+    )
 }
 
 /// splitmix64: a small seeded generator, so that a schedule can be replayed.

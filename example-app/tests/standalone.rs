@@ -2,19 +2,16 @@
 //! use, creates its database there, and answers bad input with 4xx.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+mod common;
+
+/// An instance running alone in a new empty folder.
 struct App {
-    child: Child,
+    /// Held for its `Drop`, which stops the process.
+    _process: common::App,
     addr: String,
     dir: tempfile::TempDir,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start() -> App {
@@ -26,28 +23,12 @@ fn start_with(env: &[(&str, &str)]) -> App {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("inner-architect");
     std::fs::copy(env!("CARGO_BIN_EXE_example-app"), &bin).unwrap();
-    let mut cmd = Command::new(&bin);
-    cmd.current_dir(dir.path())
-        .env("PORT", "0")
-        .env("HOST", "127.0.0.1")
-        .env_remove("DATABASE_URL")
-        .env_remove("PERF_REDIS_URL")
-        .stdout(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
+    let app = common::spawn(&bin, dir.path(), env);
+    App {
+        addr: app.addr.clone(),
+        _process: app,
+        dir,
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_string();
-    App { child, addr, dir }
 }
 
 fn client() -> reqwest::blocking::Client {

@@ -15,9 +15,7 @@ use crate::Error;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::discover::Input;
-use crate::transform::{
-    AssetKind, Embed, MapComment, Piece, Reference, SourceMap, Transformed, text,
-};
+use crate::transform::{AssetKind, Embed, MapComment, Reference, Transformed, text};
 
 /// Stylesheets: `.css`.
 pub struct Css {
@@ -175,16 +173,14 @@ impl AssetKind for Css {
             self.minify,
             self.source_maps,
         )?;
-        Ok(Transformed::single(Piece {
-            logical: input.logical.clone(),
-            bytes: code.into_bytes(),
+        Ok(Transformed::code(
+            &input.logical,
+            code,
             refs,
-            map: map.map(|json| SourceMap {
-                json,
-                comment: MapComment::Css,
-            }),
-            module: false,
-        }))
+            map,
+            MapComment::Css,
+            false,
+        ))
     }
 }
 

@@ -30,9 +30,7 @@ use swc_core::ecma::visit::{Visit, VisitWith};
 use crate::Error;
 use crate::config::Config;
 use crate::discover::Input;
-use crate::transform::{
-    AssetKind, Embed, MapComment, Piece, Reference, SourceMap as Map, Transformed, text,
-};
+use crate::transform::{AssetKind, Embed, MapComment, Reference, Transformed, text};
 
 /// Scripts and modules: `.js`, `.mjs`.
 pub struct Js {
@@ -81,16 +79,14 @@ impl AssetKind for Js {
             self.minify,
             self.source_maps,
         )?;
-        Ok(Transformed::single(Piece {
-            logical: input.logical.clone(),
-            bytes: code.into_bytes(),
+        Ok(Transformed::code(
+            &input.logical,
+            code,
             refs,
-            map: map.map(|json| Map {
-                json,
-                comment: MapComment::Js,
-            }),
-            module: true,
-        }))
+            map,
+            MapComment::Js,
+            true,
+        ))
     }
 }
 

@@ -83,6 +83,24 @@ impl Transformed {
         }
     }
 
+    /// One stylesheet or script served under the input's own name, with its map.
+    pub fn code(
+        logical: &str,
+        code: String,
+        refs: Vec<Reference>,
+        map: Option<String>,
+        comment: MapComment,
+        module: bool,
+    ) -> Self {
+        Transformed::single(Piece {
+            logical: logical.to_string(),
+            bytes: code.into_bytes(),
+            refs,
+            map: map.map(|json| SourceMap { json, comment }),
+            module,
+        })
+    }
+
     /// Cache format: the JSON header, then each piece's bytes, all length-prefixed, so
     /// binary outputs are stored as they are.
     pub fn encode(&self) -> Vec<u8> {
