@@ -140,13 +140,11 @@ impl Error {
 
     /// Prints the errors for Cargo as `cargo::error=` lines: Cargo then fails the build
     /// and shows them as `error: …` with the code frames, without a panic, a backtrace or
-    /// the build script's other output. The whole of a `build.rs`:
+    /// the build script's other output. The body of a `build.rs`'s `main`:
     ///
     /// ```no_run
-    /// fn main() {
-    ///     if let Err(e) = perf_build::run() {
-    ///         e.emit();
-    ///     }
+    /// if let Err(e) = perf_build::run() {
+    ///     e.emit();
     /// }
     /// ```
     pub fn emit(&self) {

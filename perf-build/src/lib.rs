@@ -6,11 +6,9 @@
 //! defines the `asset_url!` macro. `perf_rt::include_assets!()` brings it in.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     if let Err(e) = perf_build::run() {
-//!         e.emit(); // rustc-style errors with code frames, through `cargo::error=`
-//!     }
+//! // build.rs: the body of `fn main()`
+//! if let Err(e) = perf_build::run() {
+//!     e.emit(); // rustc-style errors with code frames, through `cargo::error=`
 //! }
 //! ```
 //!
