@@ -22,6 +22,6 @@ for r in $(seq "$rounds"); do
   done
 done
 bench memory_dhat
-for w in workload small_blocks two_threads; do
+for w in workload small_blocks; do
   python3 -c "import sys; print(f'dhat {sys.argv[1]:13} {float(sys.argv[2])/1e3:9.2f} us ({float(sys.argv[2])/float(sys.argv[3]):.1f}x the last system median)')" "$w" "$(median "${w}_dhat")" "$(median "${w}_system")"
 done
