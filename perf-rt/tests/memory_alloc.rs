@@ -88,6 +88,7 @@ fn peak_is_within_its_bound_with_4_threads() {
                 barrier.wait(); // all hold their blocks
                 mine.clear();
                 barrier.wait(); // all freed
+                barrier.wait(); // checked (`mine` itself is freed only after)
             })
         })
         .collect();
@@ -98,6 +99,7 @@ fn peak_is_within_its_bound_with_4_threads() {
     barrier.wait();
     barrier.wait();
     let after = memory::stats();
+    barrier.wait();
     for t in threads {
         t.join().unwrap();
     }
