@@ -3,6 +3,9 @@
 endpoints, compression, memory timeline, browser metrics) against the bare router; and
 the compression layer on a 20 KiB HTML page against tower-http's layer alone. wrk on
 loopback, every configuration in its own process, rounds interleaved, medians reported.
+Beside requests per second, the server's own CPU time per request (from its
+/proc/<pid>/stat utime + stime over the measured run): steadier than throughput when other
+work shares the two cores.
 
     python3 bench/suite.py             # writes bench/out/suite.md
 
@@ -38,16 +41,29 @@ def build():
     raise SystemExit("suite_server was not built")
 
 
-def wrk(path, encoding=None):
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process, from /proc (fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def wrk(path, encoding=None, pid=None):
     cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency"]
     if encoding:
         cmd += ["-H", f"Accept-Encoding: {encoding}"]
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(cmd + [f"http://127.0.0.1:{PORT}{path}"], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
+    used = cpu_seconds(pid) - before if pid else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
-    return rps, float(p99.group(1)) * scale
+    return rps, float(p99.group(1)) * scale, used / requests * 1e6
 
 
 def serve(binary, mode):
@@ -59,18 +75,19 @@ def serve(binary, mode):
 
 
 def measure(binary, cases):
-    """cases: name -> (mode, path, encoding). Returns name -> [(rps, p99)]."""
+    """cases: name -> (mode, path, encoding). Returns name -> [(rps, p99 ms, CPU µs/request)]."""
     results = {name: [] for name in cases}
     for r in range(ROUNDS):
         for name, (mode, path, encoding) in cases.items():
             proc = serve(binary, mode)
             try:
                 wrk(path, encoding)  # warm-up, discarded
-                results[name].append(wrk(path, encoding))
+                results[name].append(wrk(path, encoding, proc.pid))
             finally:
                 proc.terminate()
                 proc.wait()
-            print(f"round {r + 1} {name}: {results[name][-1][0]:.0f} req/s", flush=True)
+            rps, _, cpu = results[name][-1]
+            print(f"round {r + 1} {name}: {rps:.0f} req/s, {cpu:.2f} µs CPU/request", flush=True)
     return results
 
 
@@ -94,15 +111,19 @@ def main():
 
     lines = [
         f"wrk -t1 -c{CONNECTIONS} -d{DURATION}, {ROUNDS} interleaved rounds, medians.", "",
-        "| route | configuration | req/s | p99 ms | ratio req/s |", "| --- | --- | --- | --- | --- |",
+        "| route | configuration | req/s | p99 ms | ratio req/s | server CPU µs/request | ratio CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    base = med(suite["bare"], 0)
+
+    def row(route, name, res, base):
+        return (f"| {route} | {name} | {med(res, 0):.0f} | {med(res, 1):.2f} | {med(res, 0) / med(base, 0):.3f}x"
+                f" | {med(res, 2):.2f} | {med(res, 2) / med(base, 2):.3f}x |")
+
     for name in ["bare", "suite"]:
-        lines.append(f"| /hello/world | {name} | {med(suite[name], 0):.0f} | {med(suite[name], 1):.2f} | {med(suite[name], 0) / base:.3f}x |")
+        lines.append(row("/hello/world", name, suite[name], suite["bare"]))
     for enc, res in compression.items():
-        base = med(res["tower-http"], 0)
         for name in ["tower-http", "perf-rt"]:
-            lines.append(f"| /page ({enc}) | {name} | {med(res[name], 0):.0f} | {med(res[name], 1):.2f} | {med(res[name], 0) / base:.3f}x |")
+            lines.append(row(f"/page ({enc})", name, res[name], res["tower-http"]))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(OUT, "suite.md"), "w") as f:
         f.write(text)

@@ -16,7 +16,7 @@ for r in $(seq "$rounds"); do
   else
     MEMORY_BENCH_SAMPLED_FIRST=1 bench memory_tracking; bench memory_system
   fi
-  for w in workload small_blocks; do
+  for w in workload small_blocks two_threads; do
     sys=$(median "${w}_system"); un=$(median "${w}_tracking_unsampled"); sa=$(median "${w}_tracking_sampled")
     python3 -c "import sys; s,u,a=map(float,sys.argv[2:5]); print(f'round {sys.argv[1]} {sys.argv[5]:13} system {s/1e3:9.2f} us  unsampled {u/1e3:9.2f} us ({u/s:.3f}x)  sampled {a/1e3:9.2f} us ({a/s:.3f}x)')" "$r" "$sys" "$un" "$sa" "$w"
   done

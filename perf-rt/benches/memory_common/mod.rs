@@ -43,6 +43,32 @@ pub fn small_blocks() -> usize {
     blocks.iter().map(|b| b[0] as usize).sum()
 }
 
+/// Workloads per thread in one iteration of [`two_threads`]: enough CPU time for the
+/// scheduler's tick-grained figure (4 ms here) to see every sample.
+pub const TWO_THREADS_BATCH: u64 = 64;
+
+/// The mixed workload on two threads at once, `iters` × [`TWO_THREADS_BATCH`] times each: a
+/// server's threads allocating together, where counters shared between cores would bounce.
+/// Returns the CPU time of both threads together (each reads its own), for [`CpuTime`].
+pub fn two_threads(iters: u64) -> u64 {
+    let start = std::sync::Barrier::new(2);
+    let run = |offset: u64| {
+        start.wait();
+        let began = thread_cpu_ns();
+        let mut sum = 0;
+        for i in 0..iters * TWO_THREADS_BATCH {
+            sum += workload(black_box(i + offset));
+        }
+        black_box(sum);
+        thread_cpu_ns() - began
+    };
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| run(1_000_003));
+        let mine = run(2);
+        mine + other.join().expect("the workload does not panic")
+    })
+}
+
 /// CPU time of the benchmarking thread (`/proc/thread-self/schedstat`, nanoseconds on
 /// CPU): on a shared, overloaded machine, wall time mostly measures the other tenants,
 /// since the baseline and the tracked runs are separate processes (one global allocator
@@ -132,9 +158,15 @@ pub fn bench(c: &mut Criterion<CpuTime>, label: &str) {
     c.bench_function(&format!("small_blocks/{label}"), |b| {
         b.iter(|| black_box(small_blocks()))
     });
+    // Under dhat (30-80x slower) one iteration would take half a second.
+    if label != "dhat" {
+        c.bench_function(&format!("two_threads/{label}"), |b| {
+            b.iter_custom(two_threads)
+        });
+    }
 }
 
-/// `MEMORY_BENCH_FIXED=workload:N` or `small_blocks:N`: run that workload N times and
+/// `MEMORY_BENCH_FIXED=workload:N`, `small_blocks:N` or `two_threads:N`: run that workload N times and
 /// exit, for counting instructions and cycles with `perf stat` (steadier than time on a
 /// shared machine). Returns whether it ran.
 pub fn run_fixed_from_env() -> bool {
@@ -150,6 +182,7 @@ pub fn run_fixed_from_env() -> bool {
         sum += match name {
             "workload" => workload(black_box(i + 2)),
             "small_blocks" => small_blocks(),
+            "two_threads" => two_threads(1) as usize,
             other => panic!("unknown workload {other}"),
         };
     }

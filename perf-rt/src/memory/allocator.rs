@@ -1,10 +1,17 @@
 //! The tracking global allocator: exact counters plus sampled stacks.
 //!
 //! Every allocation updates counters owned by the calling thread (plain loads and stores,
-//! no lock prefix) and one process-wide atomic for the live byte count, which is what makes
-//! an exact peak possible. A stack is captured for about one allocation per `sample_rate`
-//! bytes; the countdown lives in a thread-local, so unsampled allocations never leave the
-//! calling thread's cache lines except for that one atomic.
+//! no lock prefix): live bytes and blocks are exact on demand, summed over the threads'
+//! counters by [`stats`]. The peak needs one process-wide live figure to compare against:
+//! each thread publishes its growth or shrinkage into it once it reaches
+//! [`PEAK_PUBLISH_BYTES`], and compares the published figure plus its own unpublished bytes
+//! with the peak on every allocation (two loads of lines that rarely change). So the peak is
+//! within `PEAK_PUBLISH_BYTES` per thread other than the one reaching it (exact when the
+//! others hold nothing back); a shared atomic add on every allocation and free, which kept it exact across
+//! threads, cost 5-15 % of the allocator's time and made the cores fight over one line.
+//! A stack is captured for about one allocation per `sample_rate` bytes; the countdown lives
+//! in a thread-local, so unsampled allocations never leave the calling thread's cache
+//! lines.
 //!
 //! The allocator never allocates through itself on its own behalf: counters, the sample
 //! table and the trace table are fixed-size statics, and stack capture records raw
@@ -174,7 +181,14 @@ impl Slot {
 
 static SLOTS: [Slot; SLOT_COUNT] = [const { Slot::new() }; SLOT_COUNT];
 static SHARED: Slot = Slot::new();
+/// Live bytes as published by the threads: the exact figure minus what each thread holds
+/// unpublished (less than [`PEAK_PUBLISH_BYTES`] either way).
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+/// Growth or shrinkage of its live bytes that a thread keeps to itself before adding it to
+/// the process-wide figure the peak is measured on: the bound, per thread other than the
+/// one allocating, of the error of [`Stats::peak_bytes`].
+pub const PEAK_PUBLISH_BYTES: usize = 16 * 1024;
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 static SAMPLE_RATE: AtomicUsize = AtomicUsize::new(RATE_UNSET);
 const RATE_UNSET: usize = usize::MAX;
@@ -194,6 +208,8 @@ struct ThreadState {
     bytes_allocated: Cell<u64>,
     net: Cell<i64>,
     peak_mark: Cell<i64>,
+    /// Live bytes not yet added to `LIVE_BYTES`.
+    unpublished: Cell<i64>,
 }
 
 thread_local! {
@@ -207,6 +223,7 @@ thread_local! {
             bytes_allocated: Cell::new(0),
             net: Cell::new(0),
             peak_mark: Cell::new(0),
+            unpublished: Cell::new(0),
         }
     };
     static RELEASE: SlotRelease = const { SlotRelease };
@@ -218,6 +235,8 @@ struct SlotRelease;
 impl Drop for SlotRelease {
     fn drop(&mut self) {
         let _ = STATE.try_with(|s| {
+            // What the thread held back belongs to the process-wide figure from now on.
+            LIVE_BYTES.fetch_add(s.unpublished.replace(0) as isize, Relaxed);
             let slot = s.slot.replace(NO_SLOT);
             if slot < SLOT_COUNT {
                 SLOTS[slot].owned.store(false, Release);
@@ -267,12 +286,47 @@ fn slot_of(s: &ThreadState) -> &'static Slot {
     }
 }
 
-#[inline]
+/// Growth of the live bytes without a thread state (thread teardown): published at once.
 fn grow_live(bytes: usize) {
     let now = LIVE_BYTES.fetch_add(bytes as isize, Relaxed) + bytes as isize;
+    raise_peak(now);
+}
+
+#[inline]
+fn raise_peak(now: isize) {
     let now = now.max(0) as usize;
     if now > PEAK_BYTES.load(Relaxed) {
         PEAK_BYTES.fetch_max(now, Relaxed);
+    }
+}
+
+#[inline]
+fn live_grow(s: &ThreadState, bytes: usize) {
+    let held = s.unpublished.get() + bytes as i64;
+    if held >= PEAK_PUBLISH_BYTES as i64 {
+        publish(s, held);
+    } else {
+        s.unpublished.set(held);
+        raise_peak(LIVE_BYTES.load(Relaxed) + held as isize);
+    }
+}
+
+#[inline]
+fn live_shrink(s: &ThreadState, bytes: usize) {
+    let held = s.unpublished.get() - bytes as i64;
+    if held <= -(PEAK_PUBLISH_BYTES as i64) {
+        publish(s, held);
+    } else {
+        s.unpublished.set(held);
+    }
+}
+
+#[inline(never)]
+fn publish(s: &ThreadState, held: i64) {
+    s.unpublished.set(0);
+    let now = LIVE_BYTES.fetch_add(held as isize, Relaxed) + held as isize;
+    if held > 0 {
+        raise_peak(now);
     }
 }
 
@@ -289,8 +343,8 @@ fn thread_grow(s: &ThreadState, bytes: usize) {
 
 #[inline]
 fn on_alloc(ptr: *mut u8, size: usize, default_rate: usize) {
-    grow_live(size);
     let sampled = STATE.try_with(|s| {
+        live_grow(s, size);
         let slot = slot_of(s);
         add(slot, &slot.allocs, 1);
         add(slot, &slot.bytes_allocated, size as u64);
@@ -299,6 +353,7 @@ fn on_alloc(ptr: *mut u8, size: usize, default_rate: usize) {
         countdown(s, ptr, size, default_rate);
     });
     if sampled.is_err() {
+        grow_live(size);
         SHARED.allocs.fetch_add(1, Relaxed);
         SHARED.bytes_allocated.fetch_add(size as u64, Relaxed);
     }
@@ -306,14 +361,15 @@ fn on_alloc(ptr: *mut u8, size: usize, default_rate: usize) {
 
 #[inline]
 fn on_free(ptr: *mut u8, size: usize) {
-    LIVE_BYTES.fetch_sub(size as isize, Relaxed);
     let done = STATE.try_with(|s| {
+        live_shrink(s, size);
         let slot = slot_of(s);
         add(slot, &slot.frees, 1);
         add(slot, &slot.bytes_freed, size as u64);
         s.net.set(s.net.get() - size as i64);
     });
     if done.is_err() {
+        LIVE_BYTES.fetch_sub(size as isize, Relaxed);
         SHARED.frees.fetch_add(1, Relaxed);
         SHARED.bytes_freed.fetch_add(size as u64, Relaxed);
     }
@@ -325,12 +381,12 @@ fn on_free(ptr: *mut u8, size: usize) {
 #[inline]
 fn on_realloc(ptr: *mut u8, old: usize, new: usize, default_rate: usize) {
     let (grown, shrunk) = (new.saturating_sub(old), old.saturating_sub(new));
-    if grown > 0 {
-        grow_live(grown);
-    } else {
-        LIVE_BYTES.fetch_sub(shrunk as isize, Relaxed);
-    }
     let done = STATE.try_with(|s| {
+        if grown > 0 {
+            live_grow(s, grown);
+        } else {
+            live_shrink(s, shrunk);
+        }
         let slot = slot_of(s);
         add(slot, &slot.reallocs, 1);
         add(slot, &slot.bytes_allocated, grown as u64);
@@ -341,6 +397,11 @@ fn on_realloc(ptr: *mut u8, old: usize, new: usize, default_rate: usize) {
         countdown(s, ptr, new, default_rate);
     });
     if done.is_err() {
+        if grown > 0 {
+            grow_live(grown);
+        } else {
+            LIVE_BYTES.fetch_sub(shrunk as isize, Relaxed);
+        }
         SHARED.reallocs.fetch_add(1, Relaxed);
         SHARED.bytes_allocated.fetch_add(grown as u64, Relaxed);
         SHARED.bytes_freed.fetch_add(shrunk as u64, Relaxed);
@@ -433,6 +494,8 @@ fn capture(frames: &mut [usize; MAX_FRAMES]) -> usize {
 
 /// Reads the process-wide counters. Exact when no other thread is allocating at the same
 /// moment; otherwise each field is exact on its own and may be a few operations apart.
+/// The peak is within [`PEAK_PUBLISH_BYTES`] per thread other than the one that reached it
+/// (each may hold that much back, either way), and never below the live bytes read here.
 pub fn stats() -> Stats {
     let mut st = Stats::default();
     for slot in SLOTS.iter().chain(std::iter::once(&SHARED)) {
@@ -443,8 +506,10 @@ pub fn stats() -> Stats {
         st.total_bytes_freed += slot.bytes_freed.load(Relaxed);
     }
     st.live_allocations = st.total_allocations.saturating_sub(st.total_frees);
-    st.live_bytes = LIVE_BYTES.load(Relaxed).max(0) as u64;
-    st.peak_bytes = PEAK_BYTES.load(Relaxed) as u64;
+    st.live_bytes = st
+        .total_bytes_allocated
+        .saturating_sub(st.total_bytes_freed);
+    st.peak_bytes = (PEAK_BYTES.load(Relaxed) as u64).max(st.live_bytes);
     st
 }
 
@@ -456,7 +521,7 @@ pub fn is_installed() -> bool {
 
 /// Restarts peak tracking from the current live byte count.
 pub fn reset_peak() {
-    PEAK_BYTES.store(LIVE_BYTES.load(Relaxed).max(0) as usize, Relaxed);
+    PEAK_BYTES.store(stats().live_bytes as usize, Relaxed);
 }
 
 /// Sets the mean number of bytes between sampled allocations; `0` turns sampling off.

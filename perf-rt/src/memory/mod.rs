@@ -37,8 +37,8 @@ mod symbols;
 mod timeline;
 
 pub use allocator::{
-    DEFAULT_SAMPLE_RATE, Stats, TrackingAllocator, is_installed, reset_peak, sample_rate,
-    set_sample_rate, stats,
+    DEFAULT_SAMPLE_RATE, PEAK_PUBLISH_BYTES, Stats, TrackingAllocator, is_installed, reset_peak,
+    sample_rate, set_sample_rate, stats,
 };
 pub use instances::{Track, Tracked, TypeInstances, live_instances};
 pub use leaks::{Leak, LeakOptions, LeakPoint, LeakReport, TypeLeak};

@@ -90,6 +90,13 @@ pub(crate) fn insert(ptr: usize, sample: Sample) -> bool {
 /// used until the caller [`release`]s it (a failed reallocation puts the sample back).
 #[inline]
 pub(crate) fn remove(ptr: usize) -> Option<Sample> {
+    // With no sample alive (sampling off, the common case when it matters) every free
+    // would otherwise read a filter word at a random place in a 64 KiB table. The count is
+    // read-mostly, and it cannot read zero while `ptr`'s sample lives: its increment
+    // happened before the block was handed out, so before this free.
+    if LIVE_SAMPLES.load(Relaxed) == 0 {
+        return None;
+    }
     let h = hash(ptr);
     if filter_of(h).load(Relaxed) == 0 {
         return None;

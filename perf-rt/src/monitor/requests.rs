@@ -92,6 +92,8 @@ pub struct RequestsFolded {
 #[derive(Debug)]
 pub(crate) struct RouteSeries {
     pub(crate) name: Arc<str>,
+    /// `, route;desc="<name>"`, escaped once here rather than on every response.
+    pub(crate) timing_desc: Box<str>,
     /// (method label, status class, timings): at most ten labels times five classes.
     series: Mutex<Vec<(&'static str, u8, Timings)>>,
 }
@@ -105,12 +107,32 @@ pub(crate) struct RequestStats {
     slow_total: AtomicU64,
     errors: AtomicU64,
     pub(crate) slow_threshold: Duration,
-    overall: Mutex<Timings>,
-    /// Since the last timeline tick.
-    interval: Mutex<Timings>,
+    /// All requests, and those since the last timeline tick: one lock for both, since
+    /// every request records into both.
+    latency: Mutex<Latency>,
     slow: Mutex<VecDeque<SlowRequest>>,
     folded_methods: AtomicU64,
     folded_routes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Latency {
+    overall: Timings,
+    interval: Timings,
+}
+
+/// The `route` part of the `Server-Timing` value: the template as a quoted string.
+fn timing_desc(route: &str) -> Box<str> {
+    let mut value = String::with_capacity(route.len() + 16);
+    value.push_str(", route;desc=\"");
+    for c in route.chars() {
+        if c == '"' || c == '\\' {
+            value.push('\\');
+        }
+        value.push(c);
+    }
+    value.push('"');
+    value.into_boxed_str()
 }
 
 /// The nine methods of RFC 9110 and RFC 5789: each is a label of its own.
@@ -145,8 +167,10 @@ impl RequestStats {
             slow_total: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             slow_threshold,
-            overall: Mutex::new(Timings::new()),
-            interval: Mutex::new(Timings::new()),
+            latency: Mutex::new(Latency {
+                overall: Timings::new(),
+                interval: Timings::new(),
+            }),
             slow: Mutex::new(VecDeque::new()),
             folded_methods: AtomicU64::new(0),
             folded_routes: AtomicU64::new(0),
@@ -178,6 +202,7 @@ impl RequestStats {
             .or_insert_with(|| {
                 Arc::new(RouteSeries {
                     name: Arc::from(name),
+                    timing_desc: timing_desc(name),
                     series: Mutex::new(Vec::new()),
                 })
             })
@@ -217,8 +242,11 @@ impl RequestStats {
                 }
             }
         }
-        lock(&self.overall).record(d);
-        lock(&self.interval).record(d);
+        {
+            let mut latency = lock(&self.latency);
+            latency.overall.record(d);
+            latency.interval.record(d);
+        }
         self.total.fetch_add(1, Ordering::Relaxed);
         if class == 5 {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -232,14 +260,15 @@ impl RequestStats {
 
     /// The interval histogram's summary, then a fresh interval.
     pub(crate) fn take_interval(&self) -> Summary {
-        let mut t = lock(&self.interval);
-        let s = t.summary();
-        t.reset();
-        s
+        // The summary is computed outside the lock: the requests recording meanwhile wait
+        // only for the swap.
+        let mut taken = Timings::new();
+        std::mem::swap(&mut lock(&self.latency).interval, &mut taken);
+        taken.summary()
     }
 
     pub(crate) fn overall(&self) -> Summary {
-        lock(&self.overall).summary()
+        lock(&self.latency).overall.summary()
     }
 
     pub(crate) fn totals(&self) -> (u64, i64, u64, u64) {
@@ -310,8 +339,11 @@ impl RequestStats {
         {
             lock(&r.series).clear();
         }
-        lock(&self.overall).reset();
-        lock(&self.interval).reset();
+        {
+            let mut latency = lock(&self.latency);
+            latency.overall.reset();
+            latency.interval.reset();
+        }
         lock(&self.slow).clear();
         self.total.store(0, Ordering::Relaxed);
         self.slow_total.store(0, Ordering::Relaxed);
