@@ -18,6 +18,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// "Using it in your application" and then "Performance monitor and the suite": the
 /// application merges `ASSETS.router()` and also gives `&ASSETS` to the suite.
+#[rustfmt::skip] // the README's lines, as written there
 async fn both_snippets(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
     let app = axum::Router::new()
         .route("/", axum::routing::get(index))
@@ -26,30 +27,24 @@ async fn both_snippets(listener: tokio::net::TcpListener) -> Result<(), BoxError
     let config = Config::from_env()?.assets(&ASSETS); // PERF_* settings, see below
     let (app, suite) = init_performance_suite(app, config).await?;
     suite.check_listener(listener.local_addr()?)?; // see "Access" below
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }
 
 /// The suite's snippet alone: the suite mounts the assets.
+#[rustfmt::skip] // the README's lines, as written there
 async fn suite_snippet(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
     let app = axum::Router::new().route("/", axum::routing::get(index));
 
     let config = Config::from_env()?.assets(&ASSETS); // PERF_* settings, see below
     let (app, suite) = init_performance_suite(app, config).await?;
     suite.check_listener(listener.local_addr()?)?; // see "Access" below
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }
 
 /// The application's snippet, and the suite without `.assets(&ASSETS)`.
+#[rustfmt::skip] // the README's lines, as written there
 async fn app_snippet(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
     let app = axum::Router::new()
         .route("/", axum::routing::get(index))
@@ -58,11 +53,7 @@ async fn app_snippet(listener: tokio::net::TcpListener) -> Result<(), BoxError> 
     let config = Config::from_env()?;
     let (app, suite) = init_performance_suite(app, config).await?;
     suite.check_listener(listener.local_addr()?)?; // see "Access" below
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }
 
