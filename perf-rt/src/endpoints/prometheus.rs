@@ -265,9 +265,36 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
         out.family(
             "perf_query_cache_misses_total",
             "counter",
-            "Query-cache reads that had to load.",
+            "Query-cache reads neither tier answered.",
         );
         out.sample("perf_query_cache_misses_total", &[], c.misses as f64);
+        // Per tier in families of their own: summing a tier label into the totals above
+        // would count a Redis hit twice.
+        let tiers = std::iter::once(("memory", c.memory)).chain(c.redis.map(|r| ("redis", r)));
+        out.family(
+            "perf_query_cache_tier_hits_total",
+            "counter",
+            "Query-cache reads answered by the tier.",
+        );
+        for (tier, t) in tiers.clone() {
+            out.sample(
+                "perf_query_cache_tier_hits_total",
+                &[("tier", tier)],
+                t.hits as f64,
+            );
+        }
+        out.family(
+            "perf_query_cache_tier_misses_total",
+            "counter",
+            "Query-cache reads the tier was asked and could not answer.",
+        );
+        for (tier, t) in tiers {
+            out.sample(
+                "perf_query_cache_tier_misses_total",
+                &[("tier", tier)],
+                t.misses as f64,
+            );
+        }
     }
 
     out.family(
