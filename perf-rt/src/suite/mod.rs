@@ -254,7 +254,20 @@ pub async fn init_performance_suite(
     #[cfg(feature = "cache")]
     let cache = if config.query_cache {
         let cache = match &config.cache {
-            Some(c) => c.clone(),
+            Some(c) => {
+                if c.default_expire() != config.query_cache_default_expire {
+                    // Built already: its expiry cannot change. Say so rather than ignore it.
+                    tracing::warn!(
+                        target: "perf_rt::suite",
+                        "Config::query_cache_default_expire ({:?}) does not apply to the query \
+                         cache given with Config::query_cache, which keeps its own ({:?}): set \
+                         it on that cache's builder",
+                        config.query_cache_default_expire,
+                        c.default_expire()
+                    );
+                }
+                c.clone()
+            }
             None => crate::cache::QueryCacheBuilder::from_env()
                 .default_expire(config.query_cache_default_expire)
                 .build()
@@ -270,6 +283,9 @@ pub async fn init_performance_suite(
 
     #[cfg(feature = "memory")]
     let timeline = if config.memory_profiling {
+        // The global profiler read `PERF_MEMORY_MAX_SNAPSHOTS` when it was created; the
+        // value in `config` is the one asked for, however it was set.
+        MemoryProfiler::global().set_max_snapshots(config.memory_max_snapshots);
         Some(
             MemoryProfiler::global()
                 .start_timeline()
