@@ -1,5 +1,7 @@
 /* perf-suite browser metrics: LCP, FCP, CLS, INP and TTFB of this page view, sent once
-   (again only with new values) as a beacon when the page is hidden or left.
+   (again only with new values) as a beacon when the page is hidden or left. A page restored
+   from the back/forward cache is a new page view: its own CLS and INP, FCP and LCP from the
+   restore to the next frame, and no TTFB (nothing was fetched).
    <script src=".." data-endpoint="/url" data-flush-after-ms="N"> overrides the endpoint and
    also sends N ms after load, once the paint metrics are in; so does a URL ending in
    #perf-vitals-flush. window.perfVitals = { values(), flush() }. */
@@ -13,7 +15,7 @@
   var nav = performance.getEntriesByType('navigation')[0] || {};
   var start = nav.activationStart || 0; // prerendered pages count from activation
   var hiddenAt = document.visibilityState === 'hidden' ? 0 : Infinity;
-  var v = {}, observers = [], sent = '', lcpDone = false;
+  var v = {}, observers = [], sent = '', lcpDone = false, restored = false, countBase = 0;
   var cls = { sum: 0, first: 0, last: 0 }, worst = [];
 
   function since(t) { return Math.max(0, t - start); }
@@ -37,7 +39,7 @@
     if (e && !lcpDone && e.startTime < hiddenAt) v.LCP = since(e.startTime);
   });
   // Shifts come in session windows (gaps under 1 s, at most 5 s long): the worst counts.
-  if (observe('layout-shift', function (list) {
+  var hasCls = observe('layout-shift', function (list) {
     list.forEach(function (e) {
       if (e.hadRecentInput) return;
       if (cls.sum && e.startTime - cls.last < 1000 && e.startTime - cls.first < 5000) {
@@ -49,7 +51,8 @@
       cls.last = e.startTime;
       v.CLS = Math.max(v.CLS || 0, cls.sum);
     });
-  })) v.CLS = 0;
+  });
+  if (hasCls) v.CLS = 0;
   // Each interaction's longest event; only the few worst are needed for the 98th percentile.
   function interaction(list) {
     list.forEach(function (e) {
@@ -70,10 +73,11 @@
   }
   function values() {
     observers.forEach(function (o) { o[1](o[0].takeRecords()); });
-    if (nav.responseStart > 0) v.TTFB = since(nav.responseStart);
+    if (nav.responseStart > 0 && !restored) v.TTFB = since(nav.responseStart);
     if (worst.length) {
-      // Interactions under the 40 ms threshold are not observed, only counted.
-      var count = Math.max(performance.interactionCount || 0, worst.length);
+      // Interactions under the 40 ms threshold are not observed, only counted (since the
+      // start of this page view: the count runs on across back/forward cache restores).
+      var count = Math.max((performance.interactionCount || 0) - countBase, worst.length);
       v.INP = worst[Math.min(worst.length - 1, Math.floor(count / 50))].d;
     }
     var out = {};
@@ -100,6 +104,29 @@
     flush();
   }, true);
   addEventListener('pagehide', flush, true);
+  // Restored from the back/forward cache: the last view was sent on pagehide; this one
+  // starts from nothing. Paint entries do not come again, so FCP and LCP are the time to
+  // the first frame after the restore.
+  addEventListener('pageshow', function (event) {
+    if (!event.persisted) return;
+    // Entries still queued belong to the last view, already sent on pagehide: drop them.
+    observers.forEach(function (o) { o[0].takeRecords(); });
+    v = {};
+    cls = { sum: 0, first: 0, last: 0 };
+    worst = [];
+    sent = '';
+    restored = true;
+    lcpDone = true;
+    start = event.timeStamp;
+    hiddenAt = document.visibilityState === 'hidden' ? 0 : Infinity;
+    countBase = performance.interactionCount || 0;
+    if (hasCls) v.CLS = 0;
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () {
+        if (hiddenAt === Infinity) v.FCP = v.LCP = since(performance.now());
+      });
+    });
+  }, true);
   // Test mode. A headless browser under a virtual-time budget runs timers far ahead of its
   // frames, so paint entries may never come; a pending request pauses virtual time, so
   // this refetches the script until LCP is in (50 times at most), then sends.
