@@ -12,6 +12,9 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 
+/// CPU seconds, RSS bytes, open descriptors, (used, total) disk bytes.
+type Sample = (Option<f64>, Option<u64>, Option<u64>, Option<(u64, u64)>);
+
 fn disk(path: &Path) -> Option<(u64, u64)> {
     let st = rustix::fs::statvfs(path).ok()?;
     let total = st.f_blocks.saturating_mul(st.f_frsize);
@@ -20,7 +23,7 @@ fn disk(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// The reader perf-rt had before sysinfo (Linux only).
-fn by_hand(path: &Path) -> (Option<f64>, Option<u64>, Option<u64>, Option<(u64, u64)>) {
+fn by_hand(path: &Path) -> Sample {
     let cpu = (|| {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         let rest = &stat[stat.rfind(')')? + 1..];
@@ -42,10 +45,7 @@ fn by_hand(path: &Path) -> (Option<f64>, Option<u64>, Option<u64>, Option<(u64, 
 }
 
 /// What `monitor::resources::Sampler` does now.
-fn with_sysinfo(
-    system: &mut System,
-    path: &Path,
-) -> (Option<f64>, Option<u64>, Option<u64>, Option<(u64, u64)>) {
+fn with_sysinfo(system: &mut System, path: &Path) -> Sample {
     let pid = sysinfo::get_current_pid().unwrap();
     system.refresh_processes_specifics(
         ProcessesToUpdate::Some(&[pid]),
