@@ -183,3 +183,23 @@ fn the_snippets_here_are_the_readmes() {
         );
     }
 }
+
+/// Deciding whether the application already serves the assets runs none of its handlers:
+/// a fallback that renders a page may need what the application sets up after start-up.
+#[test]
+fn mounting_the_assets_runs_no_handler_of_the_application() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(index))
+        .fallback(|| async {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+            "fallback"
+        });
+    let config = Config::from_env().unwrap().assets(&ASSETS);
+    let (_app, _suite) = runtime
+        .block_on(init_performance_suite(app, config))
+        .unwrap();
+    assert_eq!(CALLS.load(Ordering::SeqCst), 0);
+}

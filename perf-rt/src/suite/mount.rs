@@ -32,9 +32,13 @@ pub(super) async fn serves(router: &Router, assets: &'static Assets) -> bool {
     else {
         return false;
     };
-    // HEAD on an embedded asset runs no handler of the application's but ours; on another
-    // route it is the safe method a crawler would send anyway.
-    let mut service = router.clone();
+    // With a fallback of our own, the probe runs none of the application's code unless a
+    // route of its own matches the asset's URL (its fallback may render a page, and a
+    // page may read settings the application fills in only after start-up). HEAD is the
+    // safe method a crawler would send anyway.
+    let mut service = router
+        .clone()
+        .fallback(|| async { http::StatusCode::NOT_FOUND });
     let Ok(response) = service.call(request).await;
     response.extensions().get::<Embedded>().is_some()
         && response
