@@ -337,3 +337,98 @@ fn a_real_click_reaches_the_monitor_as_inp_and_a_cache_restore_starts_a_new_view
         "a restore has no TTFB: {report:#}"
     );
 }
+
+/// The dashboard as drawn: every chart's axis labels are distinct, at one even step (the
+/// requests chart over intervals of 0, 2 and 1 requests once read 0, 1, 1, 2, 2), and the
+/// cache cards show the overall and per-tier hit rates.
+#[test]
+fn the_dashboard_draws_distinct_evenly_stepped_ticks_and_the_cache_tiers() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cache = runtime
+        .block_on(perf_rt::cache::QueryCache::builder().build())
+        .unwrap();
+    for _ in 0..2 {
+        let loaded = runtime.block_on(cache.get_or_load(
+            "k",
+            perf_rt::cache::CacheOptions::new(),
+            || async { Ok::<_, std::convert::Infallible>(1u8) },
+        ));
+        assert_eq!(loaded, Ok(1));
+    }
+    let mut c = config();
+    c.monitor.interval = Duration::from_secs(3600);
+    c.query_cache = true;
+    let app = start(c.query_cache(cache));
+    let monitor = app.suite.monitor().unwrap();
+    let client = reqwest::blocking::Client::new();
+    // The suite sampled once at start (no requests); then intervals of 2 and 1.
+    for n in [2, 1] {
+        for _ in 0..n {
+            client.get(app.url("/other")).send().unwrap();
+        }
+        monitor.sample_now();
+    }
+    let requests: Vec<u64> = monitor.timeline().iter().map(|p| p.requests).collect();
+    assert_eq!(requests, [0, 2, 1]);
+
+    let mut browser = Browser::launch();
+    browser.navigate(&app.url("/perf"));
+    assert!(
+        browser.eval_until("!!document.querySelector('#rate svg')"),
+        "the dashboard drew nothing: {}",
+        browser.eval("document.body.innerText")
+    );
+    let charts = browser.eval(
+        "Object.fromEntries(['latency', 'rate', 'memory', 'cache', 'cpu'].map(id => \
+         [id, Array.from(document.querySelectorAll('#' + id + ' svg text.tick'), t => t.textContent)]))",
+    );
+    assert_eq!(
+        charts["rate"],
+        json!(["0", "1", "2"]),
+        "requests per interval: {charts:#}"
+    );
+    for (chart, labels) in charts.as_object().unwrap() {
+        let labels: Vec<&str> = labels
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        if labels.is_empty() {
+            continue; // no data for this chart
+        }
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct, labels, "{chart}: repeated labels");
+        // Evenly stepped: the numbers' differences are one step, to the labels' precision.
+        let numbers: Vec<f64> = labels
+            .iter()
+            .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        let step = numbers[1] - numbers[0];
+        for pair in numbers.windows(2) {
+            assert!(
+                ((pair[1] - pair[0]) - step).abs() < step / 100.0,
+                "{chart}: {labels:?}"
+            );
+        }
+        // 1, 2 or 5 times a power of ten.
+        let mantissa = step / 10f64.powf(step.log10().floor());
+        assert!(
+            [1.0, 2.0, 5.0, 10.0]
+                .iter()
+                .any(|m| (mantissa - m).abs() < 1e-6),
+            "{chart}: step {step} in {labels:?}"
+        );
+    }
+    let cards = browser.eval("document.getElementById('cards').innerText");
+    let cards = cards.as_str().unwrap();
+    for card in [
+        "50.0 %\nCache hit rate",
+        "1 / 1\nCache hits / misses",
+        "50.0 %\nMemory tier hit rate",
+    ] {
+        assert!(cards.contains(card), "{card:?} missing from:\n{cards}");
+    }
+    assert!(!cards.contains("Redis tier"), "no Redis tier: {cards}");
+}
