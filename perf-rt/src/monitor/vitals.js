@@ -1,7 +1,6 @@
 /* perf-suite browser metrics: LCP, FCP, CLS, INP and TTFB of this page view, sent once
-   (again only with new values) as a beacon when the page is hidden or left. A page restored
-   from the back/forward cache is a new page view: its own CLS and INP, FCP and LCP from the
-   restore to the next frame, and no TTFB (nothing was fetched).
+   (again only with new values) as a beacon when the page is hidden or left. A back/forward
+   cache restore is a new view: own CLS and INP, FCP = LCP = time to next frame, no TTFB.
    <script src=".." data-endpoint="/url" data-flush-after-ms="N"> overrides the endpoint and
    also sends N ms after load, once the paint metrics are in; so does a URL ending in
    #perf-vitals-flush. window.perfVitals = { values(), flush() }. */
@@ -53,7 +52,7 @@
     });
   });
   if (hasCls) v.CLS = 0;
-  // Each interaction's longest event; only the few worst are needed for the 98th percentile.
+  // Each interaction's longest event; the few worst give the 98th percentile.
   function interaction(list) {
     list.forEach(function (e) {
       if (!e.interactionId) return;
@@ -75,8 +74,7 @@
     observers.forEach(function (o) { o[1](o[0].takeRecords()); });
     if (nav.responseStart > 0 && !restored) v.TTFB = since(nav.responseStart);
     if (worst.length) {
-      // Interactions under the 40 ms threshold are not observed, only counted (since the
-      // start of this page view: the count runs on across back/forward cache restores).
+      // Interactions under 40 ms are only counted (this view's: since a restore).
       var count = Math.max((performance.interactionCount || 0) - countBase, worst.length);
       v.INP = worst[Math.min(worst.length - 1, Math.floor(count / 50))].d;
     }
@@ -104,32 +102,28 @@
     flush();
   }, true);
   addEventListener('pagehide', flush, true);
-  // Restored from the back/forward cache: the last view was sent on pagehide; this one
-  // starts from nothing. Paint entries do not come again, so FCP and LCP are the time to
-  // the first frame after the restore.
+  // Back/forward cache restore: the last view was sent on pagehide; paints do not repeat.
   addEventListener('pageshow', function (event) {
     if (!event.persisted) return;
-    // Entries still queued belong to the last view, already sent on pagehide: drop them.
+    // Queued entries are the last view's.
     observers.forEach(function (o) { o[0].takeRecords(); });
-    v = {};
+    v = hasCls ? { CLS: 0 } : {};
     cls = { sum: 0, first: 0, last: 0 };
     worst = [];
     sent = '';
-    restored = true;
-    lcpDone = true;
+    restored = lcpDone = true;
     start = event.timeStamp;
-    hiddenAt = document.visibilityState === 'hidden' ? 0 : Infinity;
+    hiddenAt = document.hidden ? 0 : Infinity;
     countBase = performance.interactionCount || 0;
-    if (hasCls) v.CLS = 0;
     requestAnimationFrame(function () {
       requestAnimationFrame(function () {
         if (hiddenAt === Infinity) v.FCP = v.LCP = since(performance.now());
       });
     });
   }, true);
-  // Test mode. A headless browser under a virtual-time budget runs timers far ahead of its
-  // frames, so paint entries may never come; a pending request pauses virtual time, so
-  // this refetches the script until LCP is in (50 times at most), then sends.
+  // Test mode. Under a virtual-time budget a headless browser runs timers far ahead of its
+  // frames, so paint entries may never come; a pending request pauses virtual time: this
+  // refetches the script until LCP is in (50 times at most), then sends.
   var after = attr('data-flush-after-ms');
   if (after === null && location.hash === '#perf-vitals-flush') after = '0';
   if (after !== null) {
