@@ -58,8 +58,7 @@ thread_local! {
 /// message. (Under `panic = "abort"` a conflict still aborts: [`serves`] keeps the
 /// README's combinations away from it.)
 pub(super) fn merge(router: Router, other: Router) -> Result<Router, String> {
-    let previous: Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
-        Arc::from(std::panic::take_hook());
+    let previous = Arc::new(std::panic::take_hook());
     let chained = previous.clone();
     std::panic::set_hook(Box::new(move |info| {
         if !QUIET.get() {
@@ -69,8 +68,14 @@ pub(super) fn merge(router: Router, other: Router) -> Result<Router, String> {
     QUIET.set(true);
     let merged = catch_unwind(AssertUnwindSafe(|| router.merge(other)));
     QUIET.set(false);
-    // Back to the hook the application had (through one call of indirection).
-    std::panic::set_hook(Box::new(move |info| previous(info)));
+    // Back to the hook the application had, the very one once ours (holding the other
+    // reference) is dropped. (Like any pair of `set_hook` calls, this races with another
+    // thread setting a hook during the merge; the hook it set would be lost.)
+    drop(std::panic::take_hook());
+    match Arc::try_unwrap(previous) {
+        Ok(hook) => std::panic::set_hook(hook),
+        Err(previous) => std::panic::set_hook(Box::new(move |info| previous(info))),
+    }
     merged.map_err(|payload| {
         payload
             .downcast_ref::<String>()
