@@ -43,13 +43,30 @@ pub async fn cache(db: &Db) -> Result<(QueryCache, SqliteInvalidator), String> {
     Ok((cache, invalidator))
 }
 
-/// The application's own routes: pages and form handling.
+/// What caches may do with the application's own responses, unless a handler says
+/// otherwise: a journal is one person's and changes with every write, so browsers may keep
+/// a copy but must revalidate it, and shared caches must not keep it. (Without a policy,
+/// caches may assign heuristic freshness and show a stale page.)
+pub const PAGE_CACHE_CONTROL: &str = "private, no-cache";
+
+/// The application's own routes: pages and form handling, each response with
+/// [`PAGE_CACHE_CONTROL`] (the embedded assets and the monitoring endpoints have their own).
 pub fn app(db: Db, invalidator: SqliteInvalidator) -> Router {
     let state = AppState {
         db: Arc::new(db),
         invalidator,
     };
-    pages::routes().with_state(state)
+    pages::routes()
+        .with_state(state)
+        .layer(axum::middleware::map_response(cache_policy))
+}
+
+async fn cache_policy(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static(PAGE_CACHE_CONTROL));
+    response
 }
 
 /// The application as it runs: its routes, the embedded assets and the performance suite

@@ -60,6 +60,11 @@ fn serves_every_page_and_asset_from_an_empty_folder() {
         let res = c.get(format!("{base}{path}")).send().unwrap();
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(
+            res.headers()["cache-control"],
+            example_app::PAGE_CACHE_CONTROL,
+            "{path}"
+        );
         let page = res.text().unwrap();
         assert!(page.contains("Inner Architect"), "{path}");
         assert!(page.contains("<script type=\"importmap\">"), "{path}");
@@ -76,6 +81,13 @@ fn serves_every_page_and_asset_from_an_empty_folder() {
             .send()
             .unwrap();
         assert_eq!(res.status(), 200, "{url}");
+        // The assets keep their own policy: immutable at hashed URLs, revalidated at
+        // logical ones (the import map's keys).
+        let policy = res.headers()["cache-control"].to_str().unwrap();
+        assert!(
+            policy.contains("immutable") || policy == "no-cache",
+            "{url}: {policy}"
+        );
         assert!(!res.bytes().unwrap().is_empty(), "{url}");
     }
     // The chart module is loaded on demand: it is in the import map, not in a tag.
@@ -104,6 +116,11 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     };
     let created = post("title=Shipped+it&mood=grateful&body=The+first+release+is+out.");
     assert_eq!(created.status(), 303);
+    assert_eq!(
+        created.headers()["cache-control"],
+        example_app::PAGE_CACHE_CONTROL,
+        "set once for every response of the application's routes"
+    );
     let location = created.headers()["location"].to_str().unwrap().to_string();
     let page = c
         .get(format!("{base}{location}"))

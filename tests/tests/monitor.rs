@@ -1122,3 +1122,72 @@ fn routes_beyond_the_bound_share_one_series_and_are_counted() {
     assert_eq!(route(&requests, "(other)", "2xx")["count"], 3);
     assert_eq!(requests["folded"]["routes"], 3);
 }
+
+/// Every read counts once overall and once in each tier it asked, in the overview, in
+/// `/metrics` (which promtool accepts) and in the dashboard's data.
+#[test]
+fn cache_figures_count_each_read_once_overall_and_per_tier() {
+    let url =
+        std::env::var("PERF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let namespace = format!(
+        "perftest-monitor-tiers-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    )
+    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let build = || {
+        runtime.block_on(
+            perf_rt::cache::QueryCache::builder()
+                .redis_url(&url)
+                .namespace(&namespace)
+                .build(),
+        )
+    };
+    let (writer, reader) = (build().unwrap(), build().unwrap());
+    assert!(
+        writer.redis_available() && reader.redis_available(),
+        "Redis at {url} unreachable (set PERF_TEST_REDIS_URL)"
+    );
+    let read = |cache: &perf_rt::cache::QueryCache| {
+        runtime.block_on(
+            cache.get_or_load("k", perf_rt::cache::CacheOptions::new(), || async {
+                Ok::<_, Infallible>(1u32)
+            }),
+        )
+    };
+    // The writer loads; the reader finds it in Redis, then in memory.
+    read(&writer).unwrap();
+    read(&reader).unwrap();
+    read(&reader).unwrap();
+    runtime.block_on(async {
+        assert_eq!(reader.get::<u32>("absent").await, None);
+    });
+
+    let mut c = config();
+    c.query_cache = true;
+    let app = start(Router::new(), c.query_cache(reader));
+    let cache = &app.json("/api/performance/metrics")["cache"];
+    // The reader read three times: Redis answered, then memory, then nobody.
+    assert_eq!(cache["hits"], 2, "{cache:#}");
+    assert_eq!(cache["misses"], 1, "{cache:#}");
+    assert!((cache["hit_ratio"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(cache["memory"]["hits"], 1, "{cache:#}");
+    assert_eq!(cache["memory"]["misses"], 2, "{cache:#}");
+    assert_eq!(cache["redis"]["hits"], 1, "{cache:#}");
+    assert_eq!(cache["redis"]["misses"], 1, "{cache:#}");
+    assert_eq!(cache["redis"]["hit_ratio"], 0.5, "{cache:#}");
+
+    let text = app.get("/metrics").text().unwrap();
+    promtool_check(&text);
+    for expected in [
+        "perf_query_cache_hits_total 2\n",
+        "perf_query_cache_misses_total 1\n",
+        "perf_query_cache_tier_hits_total{tier=\"memory\"} 1\n",
+        "perf_query_cache_tier_misses_total{tier=\"memory\"} 2\n",
+        "perf_query_cache_tier_hits_total{tier=\"redis\"} 1\n",
+        "perf_query_cache_tier_misses_total{tier=\"redis\"} 1\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Procedural macros of perf-rt. Use them through `perf_rt`, which re-exports them.
 
+mod function;
 mod optimize_query;
 mod profile_memory;
 mod profile_performance;

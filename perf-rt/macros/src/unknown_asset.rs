@@ -71,7 +71,7 @@ fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| {
-            let mut d = distance(name, k);
+            let mut d = strsim::levenshtein(name, k);
             if file(k) == file(name) {
                 d = d.min(1);
             }
@@ -80,23 +80,6 @@ fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
         .filter(|(d, _)| *d <= (name.chars().count() / 3).max(2))
         .min()
         .map(|(_, k)| k)
-}
-
-/// Levenshtein distance over chars.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let next = (row[j] + 1).min(row[j + 1] + 1).min(diag + cost);
-            diag = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -109,12 +92,5 @@ mod tests {
         assert_eq!(closest("css/ap.css", &known), Some("css/app.css"));
         assert_eq!(closest("styles/app.css", &known), Some("css/app.css"));
         assert_eq!(closest("img/logo.png", &known), None);
-    }
-
-    #[test]
-    fn distance_counts_edits() {
-        assert_eq!(distance("kitten", "sitting"), 3);
-        assert_eq!(distance("", "abc"), 3);
-        assert_eq!(distance("same", "same"), 0);
     }
 }

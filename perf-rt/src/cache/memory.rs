@@ -166,9 +166,7 @@ impl MemoryTier {
     /// A fresh, unexpired, uninvalidated value of type `T` under `key`.
     pub(crate) fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
         let cache = self.cache.as_ref()?;
-        let counters = self.metrics.counters();
         if !self.trusted() {
-            incr(&counters.memory_misses);
             return None;
         }
         let found = cache.get(key).and_then(|entry| {
@@ -184,11 +182,11 @@ impl MemoryTier {
             }
             e.value.downcast_ref::<T>().cloned()
         });
-        incr(if found.is_some() {
-            &counters.memory_hits
-        } else {
-            &counters.memory_misses
-        });
+        // A read may look here twice (again once it leads the load), so misses are
+        // counted by the cache, once per read; a hit ends the read.
+        if found.is_some() {
+            incr(&self.metrics.counters().memory_hits);
+        }
         found
     }
 

@@ -44,11 +44,14 @@ pub(crate) struct Counters {
 pub struct MetricsSnapshot {
     /// Reads answered by the in-memory tier.
     pub memory_hits: u64,
-    /// Reads the in-memory tier could not answer (absent, expired, invalidated, other type).
+    /// Reads the in-memory tier could not answer (absent, expired, invalidated, other
+    /// type, tier off): once per read, however many times the read looked.
     pub memory_misses: u64,
-    /// Reads answered by the Redis tier.
+    /// Reads answered by the Redis tier (each one first missed the memory tier).
     pub redis_hits: u64,
-    /// Reads the Redis tier could not answer (absent or undecodable).
+    /// Reads the Redis tier could not answer (absent or undecodable). A read that did not
+    /// ask Redis (none configured, unreachable, answered by another caller's load) is
+    /// neither a Redis hit nor a Redis miss.
     pub redis_misses: u64,
     /// Loader runs (successful or not).
     pub loads: u64,
@@ -109,16 +112,45 @@ impl CacheMetrics {
     }
 }
 
+/// `hits / (hits + misses)`, 0 before the first read.
+fn ratio(hits: u64, misses: u64) -> f64 {
+    match hits + misses {
+        0 => 0.0,
+        reads => hits as f64 / reads as f64,
+    }
+}
+
 impl MetricsSnapshot {
-    /// Share of reads answered by either tier, in `0.0..=1.0` (0 when nothing was read).
+    /// Reads: every `get`, `get_or_load` (and the macro's calls) counts once.
+    pub fn reads(&self) -> u64 {
+        self.memory_hits + self.memory_misses
+    }
+
+    /// Reads answered by either tier.
+    pub fn hits(&self) -> u64 {
+        self.memory_hits + self.redis_hits
+    }
+
+    /// Reads neither tier answered: loaded, or answered by another caller's load of the
+    /// same key. `hits() + misses() == reads()`.
+    pub fn misses(&self) -> u64 {
+        self.memory_misses.saturating_sub(self.redis_hits)
+    }
+
+    /// Share of reads answered by either tier, in `0.0..=1.0` (0 when nothing was read):
+    /// the cache's hit rate.
     pub fn hit_ratio(&self) -> f64 {
-        let hits = self.memory_hits + self.redis_hits;
-        let reads = self.memory_hits + self.memory_misses;
-        if reads == 0 {
-            0.0
-        } else {
-            hits as f64 / reads as f64
-        }
+        ratio(self.hits(), self.misses())
+    }
+
+    /// Share of reads the memory tier answered.
+    pub fn memory_hit_ratio(&self) -> f64 {
+        ratio(self.memory_hits, self.memory_misses)
+    }
+
+    /// Share of the reads that asked Redis that it answered.
+    pub fn redis_hit_ratio(&self) -> f64 {
+        ratio(self.redis_hits, self.redis_misses)
     }
 }
 

@@ -354,18 +354,23 @@ impl QueryCache {
         key: &str,
         sharing: &Option<ErrorSharing<E>>,
     ) -> Taken<T, E> {
-        let shared = &self.inner.metrics.counters().shared_outcomes;
+        let counters = self.inner.metrics.counters();
+        // An outcome shared from another caller's load ends a read that no tier answered.
+        let shared = || {
+            incr(&counters.shared_outcomes);
+            incr(&counters.memory_misses);
+        };
         match outcome {
             Outcome::Value(v) => match v.downcast_ref::<T>() {
                 Some(v) => {
-                    incr(shared);
+                    shared();
                     Taken::Done(Ok(v.clone()))
                 }
                 None => Taken::OwnLoad,
             },
             Outcome::Error(Some(e)) => match sharing.as_ref().and_then(|s| (s.unshare)(&*e)) {
                 Some(e) => {
-                    incr(shared);
+                    shared();
                     Taken::Done(Err(e))
                 }
                 None => Taken::OwnLoad,
@@ -392,6 +397,8 @@ impl QueryCache {
         Fut: Future<Output = Result<T, E>>,
     {
         let memory = &*self.inner.memory;
+        // Once per read: the memory tier did not answer it.
+        incr(&self.inner.metrics.counters().memory_misses);
         let ttl = self.ttl(&options);
         #[cfg(feature = "cache-redis")]
         let mut expected = None;
@@ -480,6 +487,8 @@ impl QueryCache {
         }
         let fill = |snapshot: &Snapshot, loader: F| {
             let counters = self.inner.metrics.counters();
+            // Once per read: the memory tier did not answer it.
+            incr(&counters.memory_misses);
             let started = Instant::now();
             let result = loader();
             incr(&counters.loads);
@@ -575,6 +584,7 @@ impl QueryCache {
         if let Some(v) = memory.get::<T>(key) {
             return Some(v);
         }
+        incr(&self.inner.metrics.counters().memory_misses);
         #[cfg(feature = "cache-redis")]
         if let Some(redis) = &self.inner.redis {
             let snapshot = memory.snapshot(key, &[]);

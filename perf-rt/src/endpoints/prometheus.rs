@@ -62,19 +62,36 @@ fn escape_help(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-/// One summary family: `labels` per series, the quantile function and `_sum`/`_count`.
-fn summary(out: &mut Out, name: &str, help: &str, series: &[(Vec<(&str, String)>, Timings)]) {
+/// What the text needs of one histogram, read while its series is locked: a scrape copies
+/// six numbers per series, not the histogram (about 12 KiB).
+struct Figures {
+    quantiles: [f64; QUANTILES.len()],
+    sum_seconds: f64,
+    count: u64,
+}
+
+impl Figures {
+    fn of(t: &Timings) -> Self {
+        Figures {
+            quantiles: QUANTILES.map(|q| t.quantile_seconds(q)),
+            sum_seconds: t.sum_seconds(),
+            count: t.count(),
+        }
+    }
+}
+
+/// One summary family: `labels` per series, the quantiles and `_sum`/`_count`.
+fn summary(out: &mut Out, name: &str, help: &str, series: &[(Vec<(&str, &str)>, &Figures)]) {
     out.family(name, "summary", help);
-    for (labels, t) in series {
-        let base: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        for q in QUANTILES {
-            let qs = number(q);
+    for (base, f) in series {
+        for (q, value) in QUANTILES.iter().zip(f.quantiles) {
+            let qs = number(*q);
             let mut l = base.clone();
             l.push(("quantile", &qs));
-            out.sample(name, &l, t.quantile_seconds(q));
+            out.sample(name, &l, value);
         }
-        out.sample(&format!("{name}_sum"), &base, t.sum_seconds());
-        out.sample(&format!("{name}_count"), &base, t.count() as f64);
+        out.sample(&format!("{name}_sum"), base, f.sum_seconds);
+        out.sample(&format!("{name}_count"), base, f.count as f64);
     }
 }
 
@@ -90,7 +107,7 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
             route.to_owned(),
             method.to_owned(),
             format!("{class}xx"),
-            t.clone(),
+            Figures::of(t),
         ));
     });
     requests.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
@@ -99,25 +116,16 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
         "counter",
         "HTTP requests answered, by matched route, method and status class.",
     );
-    for (route, method, status, t) in &requests {
+    for (route, method, status, f) in &requests {
         out.sample(
             "perf_http_requests_total",
             &[("route", route), ("method", method), ("status", status)],
-            t.count() as f64,
+            f.count as f64,
         );
     }
     let views: Vec<_> = requests
         .iter()
-        .map(|(r, m, s, t)| {
-            (
-                vec![
-                    ("route", r.clone()),
-                    ("method", m.clone()),
-                    ("status", s.clone()),
-                ],
-                t.clone(),
-            )
-        })
+        .map(|(r, m, s, f)| (vec![("route", &**r), ("method", &**m), ("status", &**s)], f))
         .collect();
     summary(
         &mut out,
@@ -162,12 +170,12 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
         } else {
             format!("{fp:016x}")
         };
-        queries.push((label, t.clone()));
+        queries.push((label, Figures::of(t)));
     });
     queries.sort_by(|a, b| a.0.cmp(&b.0));
     let views: Vec<_> = queries
         .iter()
-        .map(|(fp, t)| (vec![("fingerprint", fp.clone())], t.clone()))
+        .map(|(fp, f)| (vec![("fingerprint", &**fp)], f))
         .collect();
     summary(
         &mut out,
@@ -189,11 +197,11 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
     let mut functions = Vec::new();
     inner
         .functions
-        .each(|name, t| functions.push((name.to_owned(), t.clone())));
+        .each(|name, t| functions.push((name.to_owned(), Figures::of(t))));
     functions.sort_by(|a, b| a.0.cmp(&b.0));
     let views: Vec<_> = functions
         .iter()
-        .map(|(n, t)| (vec![("function", n.clone())], t.clone()))
+        .map(|(n, f)| (vec![("function", &**n)], f))
         .collect();
     summary(
         &mut out,
@@ -265,9 +273,36 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
         out.family(
             "perf_query_cache_misses_total",
             "counter",
-            "Query-cache reads that had to load.",
+            "Query-cache reads neither tier answered.",
         );
         out.sample("perf_query_cache_misses_total", &[], c.misses as f64);
+        // Per tier in families of their own: summing a tier label into the totals above
+        // would count a Redis hit twice.
+        let tiers = std::iter::once(("memory", c.memory)).chain(c.redis.map(|r| ("redis", r)));
+        out.family(
+            "perf_query_cache_tier_hits_total",
+            "counter",
+            "Query-cache reads answered by the tier.",
+        );
+        for (tier, t) in tiers.clone() {
+            out.sample(
+                "perf_query_cache_tier_hits_total",
+                &[("tier", tier)],
+                t.hits as f64,
+            );
+        }
+        out.family(
+            "perf_query_cache_tier_misses_total",
+            "counter",
+            "Query-cache reads the tier was asked and could not answer.",
+        );
+        for (tier, t) in tiers {
+            out.sample(
+                "perf_query_cache_tier_misses_total",
+                &[("tier", tier)],
+                t.misses as f64,
+            );
+        }
     }
 
     out.family(

@@ -2,6 +2,7 @@
 //! behind `/api/performance/memory`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -87,6 +88,9 @@ impl MemoryConfig {
 #[derive(Debug)]
 pub struct MemoryProfiler {
     config: MemoryConfig,
+    /// `config.max_snapshots`, changeable after creation: the global profiler is created
+    /// from the environment on first use, and the suite's `Config` applies its own value.
+    max_snapshots: AtomicUsize,
     snapshots: Mutex<VecDeque<Arc<Snapshot>>>,
     timeline: Arc<Ring>,
 }
@@ -104,6 +108,7 @@ impl MemoryProfiler {
             set_sample_rate(rate);
         }
         Self {
+            max_snapshots: AtomicUsize::new(config.max_snapshots),
             snapshots: Mutex::new(VecDeque::new()),
             timeline: Arc::new(Ring::new(config.timeline_capacity)),
             config,
@@ -116,9 +121,27 @@ impl MemoryProfiler {
         GLOBAL.get_or_init(|| MemoryProfiler::new(MemoryConfig::from_env()))
     }
 
-    /// Its settings.
-    pub fn config(&self) -> &MemoryConfig {
-        &self.config
+    /// Its settings (with the current [`MemoryProfiler::max_snapshots`]).
+    pub fn config(&self) -> MemoryConfig {
+        MemoryConfig {
+            max_snapshots: self.max_snapshots(),
+            ..self.config.clone()
+        }
+    }
+
+    /// Snapshots kept; the oldest is dropped beyond it.
+    pub fn max_snapshots(&self) -> usize {
+        self.max_snapshots.load(Ordering::Relaxed)
+    }
+
+    /// Changes how many snapshots are kept, dropping the oldest beyond the new bound now.
+    /// `init_performance_suite` applies `Config::memory_max_snapshots` this way.
+    pub fn set_max_snapshots(&self, max: usize) {
+        self.max_snapshots.store(max, Ordering::Relaxed);
+        let mut snapshots = self.lock_snapshots();
+        while snapshots.len() > max {
+            snapshots.pop_front();
+        }
     }
 
     /// Captures a snapshot and keeps it, dropping the oldest beyond `max_snapshots`.
@@ -126,7 +149,7 @@ impl MemoryProfiler {
         let snapshot = Arc::new(Snapshot::capture(label));
         let mut snapshots = self.lock_snapshots();
         snapshots.push_back(snapshot.clone());
-        while snapshots.len() > self.config.max_snapshots {
+        while snapshots.len() > self.max_snapshots() {
             snapshots.pop_front();
         }
         snapshot

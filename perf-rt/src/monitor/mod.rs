@@ -170,14 +170,30 @@ pub struct TimelinePoint {
     pub cache_misses: Option<u64>,
 }
 
-/// Query-cache figures in the overview.
+/// Query-cache figures in the overview: every read counts once overall, and once in each
+/// tier it asked.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CacheSummary {
     /// Reads answered by either tier.
     pub hits: u64,
-    /// Reads that had to load.
+    /// Reads neither tier answered (loaded, or shared from a concurrent load).
     pub misses: u64,
-    /// `hits / (hits + misses)`, 0 before the first read.
+    /// `hits / (hits + misses)`, 0 before the first read: the cache's hit rate.
+    pub hit_ratio: f64,
+    /// The in-memory tier: asked by every read.
+    pub memory: TierSummary,
+    /// The Redis tier: asked by the reads the memory tier missed (`null` without Redis).
+    pub redis: Option<TierSummary>,
+}
+
+/// One tier's figures in a [`CacheSummary`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TierSummary {
+    /// Reads it answered.
+    pub hits: u64,
+    /// Reads it was asked and could not answer.
+    pub misses: u64,
+    /// `hits / (hits + misses)`, 0 before it was asked.
     pub hit_ratio: f64,
 }
 
@@ -440,12 +456,20 @@ impl Monitor {
         #[cfg(feature = "cache")]
         if let Some(cache) = self.inner.cache.get() {
             let m = cache.metrics().snapshot();
-            let hits = m.memory_hits + m.redis_hits;
-            let misses = m.memory_misses.saturating_sub(m.redis_hits);
             return Some(CacheSummary {
-                hits,
-                misses,
+                hits: m.hits(),
+                misses: m.misses(),
                 hit_ratio: m.hit_ratio(),
+                memory: TierSummary {
+                    hits: m.memory_hits,
+                    misses: m.memory_misses,
+                    hit_ratio: m.memory_hit_ratio(),
+                },
+                redis: cache.has_redis().then(|| TierSummary {
+                    hits: m.redis_hits,
+                    misses: m.redis_misses,
+                    hit_ratio: m.redis_hit_ratio(),
+                }),
             });
         }
         None

@@ -1,10 +1,11 @@
-//! Process resources: CPU, resident memory, open file descriptors and disk usage, read from
-//! `/proc` and `statvfs` (Linux; elsewhere the `/proc` figures are `None`).
+//! Process resources: CPU, resident memory and open file descriptors from `sysinfo` (Linux,
+//! macOS, Windows and the BSDs), disk usage from `statvfs` (every Unix).
 
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// One reading of the process' resources.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -27,15 +28,36 @@ pub struct ResourceSample {
 }
 
 /// Reads samples, remembering the previous CPU reading to turn totals into a rate.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sampler {
     previous: Option<(Instant, f64)>,
+    /// Kept between samples: sysinfo reuses its buffers. Only this process is refreshed.
+    system: System,
+    pid: Option<Pid>,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self {
+            previous: None,
+            system: System::new(),
+            pid: sysinfo::get_current_pid().ok(),
+        }
+    }
+}
+
+/// The process figures of one sample.
+struct Process {
+    cpu_seconds: Option<f64>,
+    rss_bytes: Option<u64>,
+    open_fds: Option<u64>,
 }
 
 impl Sampler {
     pub(crate) fn sample(&mut self, disk_path: &Path) -> ResourceSample {
         let now = Instant::now();
-        let cpu = cpu_seconds();
+        let process = self.process();
+        let cpu = process.cpu_seconds;
         let cpu_percent = match (self.previous, cpu) {
             (Some((then, before)), Some(after)) => {
                 let wall = now.duration_since(then).as_secs_f64();
@@ -54,37 +76,40 @@ impl Sampler {
             at_ms: super::now_ms(),
             cpu_percent,
             cpu_seconds_total: cpu,
-            rss_bytes: rss_bytes(),
-            open_fds: open_fds(),
+            rss_bytes: process.rss_bytes,
+            open_fds: process.open_fds,
             disk_used_bytes,
             disk_total_bytes,
         }
     }
-}
 
-/// User plus system CPU seconds of this process, from `/proc/self/stat`.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: count fields
-    // from the last ')'. utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    let ticks = rustix::param::clock_ticks_per_second();
-    (ticks > 0).then(|| (utime + stime) as f64 / ticks as f64)
-}
-
-fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * rustix::param::page_size() as u64)
-}
-
-fn open_fds() -> Option<u64> {
-    // The directory handle itself is one of the entries.
-    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
-    Some(n.saturating_sub(1))
+    fn process(&mut self) -> Process {
+        let none = Process {
+            cpu_seconds: None,
+            rss_bytes: None,
+            open_fds: None,
+        };
+        let Some(pid) = self.pid else { return none };
+        // CPU and memory only: no threads (tasks), command line, environment or disk I/O.
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[pid]),
+            false,
+            ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory()
+                .without_tasks(),
+        );
+        let Some(p) = self.system.process(pid) else {
+            return none;
+        };
+        // On Linux the count is of `/proc/self/fd`, whose own handle is one of the entries.
+        let own = u64::from(cfg!(target_os = "linux"));
+        Process {
+            cpu_seconds: Some(p.accumulated_cpu_time() as f64 / 1000.0),
+            rss_bytes: Some(p.memory()),
+            open_fds: p.open_files().map(|n| (n as u64).saturating_sub(own)),
+        }
+    }
 }
 
 fn disk(path: &Path) -> Option<(u64, u64)> {
@@ -103,10 +128,10 @@ mod tests {
         let mut sampler = Sampler::default();
         let first = sampler.sample(Path::new("."));
         assert!(first.cpu_percent.is_none());
-        if cfg!(target_os = "linux") {
-            let fds = first.open_fds.expect("fds on linux");
+        {
+            let fds = first.open_fds.expect("open files");
             let files: Vec<_> = (0..5)
-                .map(|_| std::fs::File::open("/proc/self/stat").unwrap())
+                .map(|_| std::fs::File::open("Cargo.toml").unwrap())
                 .collect();
             // Spin so the CPU figure has something to show.
             let start = Instant::now();
@@ -116,6 +141,9 @@ mod tests {
             }
             let second = sampler.sample(Path::new("."));
             assert!(second.open_fds.unwrap() >= fds + 5, "{first:?} {second:?}");
+            drop(files);
+            let third = sampler.sample(Path::new("."));
+            assert!(third.open_fds.unwrap() <= second.open_fds.unwrap() - 5);
             assert!(second.cpu_percent.unwrap() > 10.0, "{second:?} {x}");
             assert!(second.rss_bytes.unwrap() > 1 << 20);
             let (used, total) = (
@@ -123,7 +151,6 @@ mod tests {
                 second.disk_total_bytes.unwrap(),
             );
             assert!(used > 0 && used <= total);
-            drop(files);
         }
     }
 }

@@ -1,5 +1,6 @@
 /* perf-suite browser metrics: LCP, FCP, CLS, INP and TTFB of this page view, sent once
-   (again only with new values) as a beacon when the page is hidden or left.
+   (again only with new values) as a beacon when the page is hidden or left. A back/forward
+   cache restore is a new view: own CLS and INP, FCP = LCP = time to next frame, no TTFB.
    <script src=".." data-endpoint="/url" data-flush-after-ms="N"> overrides the endpoint and
    also sends N ms after load, once the paint metrics are in; so does a URL ending in
    #perf-vitals-flush. window.perfVitals = { values(), flush() }. */
@@ -13,7 +14,7 @@
   var nav = performance.getEntriesByType('navigation')[0] || {};
   var start = nav.activationStart || 0; // prerendered pages count from activation
   var hiddenAt = document.visibilityState === 'hidden' ? 0 : Infinity;
-  var v = {}, observers = [], sent = '', lcpDone = false;
+  var v = {}, observers = [], sent = '', lcpDone = false, restored = false, countBase = 0;
   var cls = { sum: 0, first: 0, last: 0 }, worst = [];
 
   function since(t) { return Math.max(0, t - start); }
@@ -37,7 +38,7 @@
     if (e && !lcpDone && e.startTime < hiddenAt) v.LCP = since(e.startTime);
   });
   // Shifts come in session windows (gaps under 1 s, at most 5 s long): the worst counts.
-  if (observe('layout-shift', function (list) {
+  var hasCls = observe('layout-shift', function (list) {
     list.forEach(function (e) {
       if (e.hadRecentInput) return;
       if (cls.sum && e.startTime - cls.last < 1000 && e.startTime - cls.first < 5000) {
@@ -49,8 +50,9 @@
       cls.last = e.startTime;
       v.CLS = Math.max(v.CLS || 0, cls.sum);
     });
-  })) v.CLS = 0;
-  // Each interaction's longest event; only the few worst are needed for the 98th percentile.
+  });
+  if (hasCls) v.CLS = 0;
+  // Each interaction's longest event; the few worst give the 98th percentile.
   function interaction(list) {
     list.forEach(function (e) {
       if (!e.interactionId) return;
@@ -70,10 +72,10 @@
   }
   function values() {
     observers.forEach(function (o) { o[1](o[0].takeRecords()); });
-    if (nav.responseStart > 0) v.TTFB = since(nav.responseStart);
+    if (nav.responseStart > 0 && !restored) v.TTFB = since(nav.responseStart);
     if (worst.length) {
-      // Interactions under the 40 ms threshold are not observed, only counted.
-      var count = Math.max(performance.interactionCount || 0, worst.length);
+      // Interactions under 40 ms are only counted (this view's: since a restore).
+      var count = Math.max((performance.interactionCount || 0) - countBase, worst.length);
       v.INP = worst[Math.min(worst.length - 1, Math.floor(count / 50))].d;
     }
     var out = {};
@@ -100,9 +102,28 @@
     flush();
   }, true);
   addEventListener('pagehide', flush, true);
-  // Test mode. A headless browser under a virtual-time budget runs timers far ahead of its
-  // frames, so paint entries may never come; a pending request pauses virtual time, so
-  // this refetches the script until LCP is in (50 times at most), then sends.
+  // Back/forward cache restore: the last view was sent on pagehide; paints do not repeat.
+  addEventListener('pageshow', function (event) {
+    if (!event.persisted) return;
+    // Queued entries are the last view's.
+    observers.forEach(function (o) { o[0].takeRecords(); });
+    v = hasCls ? { CLS: 0 } : {};
+    cls = { sum: 0, first: 0, last: 0 };
+    worst = [];
+    sent = '';
+    restored = lcpDone = true;
+    start = event.timeStamp;
+    hiddenAt = document.hidden ? 0 : Infinity;
+    countBase = performance.interactionCount || 0;
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () {
+        if (hiddenAt === Infinity) v.FCP = v.LCP = since(performance.now());
+      });
+    });
+  }, true);
+  // Test mode. Under a virtual-time budget a headless browser runs timers far ahead of its
+  // frames, so paint entries may never come; a pending request pauses virtual time: this
+  // refetches the script until LCP is in (50 times at most), then sends.
   var after = attr('data-flush-after-ms');
   if (after === null && location.hash === '#perf-vitals-flush') after = '0';
   if (after !== null) {

@@ -74,9 +74,11 @@ pub struct Config {
     pub response_compression: bool,
     /// Serve the browser-metrics script and accept its beacons (true).
     pub frontend_optimization: bool,
-    /// Default expiry of the query cache (300 s).
+    /// Default expiry of the query cache the suite builds (300 s). A cache given with
+    /// [`Config::query_cache`] keeps its own; the suite warns when they differ.
     pub query_cache_default_expire: Duration,
-    /// Memory snapshots kept (100).
+    /// Memory snapshots the global profiler keeps (100); applied to it at start-up
+    /// (with memory profiling on), however it was set.
     pub memory_max_snapshots: usize,
     /// Token the monitoring endpoints require as `Authorization: Bearer …` (or the
     /// dashboard's `perf_token` cookie): at least 16 printable characters without spaces,

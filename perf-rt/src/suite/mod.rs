@@ -22,6 +22,7 @@
 //! fallback (but not the monitoring endpoints, the browser-metrics script and beacon).
 
 mod config;
+mod mount;
 
 use axum::Router;
 
@@ -47,6 +48,14 @@ pub enum SuiteError {
     /// The monitoring endpoints have no token and the server listens where other hosts
     /// can reach it; see [`PerfSuite::check_listener`].
     OpenMonitor(std::net::SocketAddr),
+    /// The application's router has a route of its own where [`Config::assets`] would be
+    /// mounted (axum's message says which).
+    AssetsConflict {
+        /// Where the assets are served: `/static/{*path}`.
+        route: String,
+        /// axum's account of the conflict.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for SuiteError {
@@ -61,6 +70,13 @@ impl std::fmt::Display for SuiteError {
                 "the server listens on {addr}, which other hosts can reach, and the monitoring \
                  endpoints have no token: set PERF_MONITOR_TOKEN (16 characters or more), or \
                  PERF_MONITOR_ALLOW_NO_TOKEN=true to serve them to direct loopback clients only"
+            ),
+            SuiteError::AssetsConflict { route, message } => write!(
+                f,
+                "the embedded assets given to Config::assets are served at {route}, where the \
+                 application's router already has a route of its own ({message}): remove or \
+                 move that route, or leave the assets out of the suite (do not call \
+                 Config::assets, or set PERF_ASSET_OPTIMIZATION=false)"
             ),
         }
     }
@@ -201,7 +217,9 @@ impl PerfSuite {
 ///   the global one `#[optimize_query]` uses;
 /// - `memory_profiling`: starts the memory timeline (install
 ///   `perf_rt::memory::TrackingAllocator` as the global allocator for figures);
-/// - `asset_optimization`: mounts [`Config::assets`];
+/// - `asset_optimization`: mounts [`Config::assets`], unless the router already serves
+///   them (`.merge(ASSETS.router())`); a route of the application's own in their place
+///   is [`SuiteError::AssetsConflict`];
 /// - `monitoring`: the monitor layer on every route, its sampler, and the endpoints
 ///   (`/api/performance/{metrics,requests,queries,memory}`, `/api/memory/leaks`,
 ///   `/metrics`, `/perf`), which answer 401 unless the request carries
@@ -236,7 +254,20 @@ pub async fn init_performance_suite(
     #[cfg(feature = "cache")]
     let cache = if config.query_cache {
         let cache = match &config.cache {
-            Some(c) => c.clone(),
+            Some(c) => {
+                if c.default_expire() != config.query_cache_default_expire {
+                    // Built already: its expiry cannot change. Say so rather than ignore it.
+                    tracing::warn!(
+                        target: "perf_rt::suite",
+                        "Config::query_cache_default_expire ({:?}) does not apply to the query \
+                         cache given with Config::query_cache, which keeps its own ({:?}): set \
+                         it on that cache's builder",
+                        config.query_cache_default_expire,
+                        c.default_expire()
+                    );
+                }
+                c.clone()
+            }
             None => crate::cache::QueryCacheBuilder::from_env()
                 .default_expire(config.query_cache_default_expire)
                 .build()
@@ -252,6 +283,9 @@ pub async fn init_performance_suite(
 
     #[cfg(feature = "memory")]
     let timeline = if config.memory_profiling {
+        // The global profiler read `PERF_MEMORY_MAX_SNAPSHOTS` when it was created; the
+        // value in `config` is the one asked for, however it was set.
+        MemoryProfiler::global().set_max_snapshots(config.memory_max_snapshots);
         Some(
             MemoryProfiler::global()
                 .start_timeline()
@@ -261,11 +295,18 @@ pub async fn init_performance_suite(
         None
     };
 
-    #[cfg(feature = "assets")]
+    // The application may have merged `assets.router()` itself, as the README's first
+    // snippet does: then it already serves them, and mounting them again would conflict.
     if config.asset_optimization
         && let Some(assets) = config.assets
+        && !mount::serves(&router, assets).await
     {
-        router = router.merge(assets.router());
+        router = mount::merge(router, assets.router()).map_err(|message| {
+            SuiteError::AssetsConflict {
+                route: format!("{}/{{*path}}", assets.prefix()),
+                message,
+            }
+        })?;
     }
 
     let monitor = if config.monitoring {
