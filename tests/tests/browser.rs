@@ -222,17 +222,7 @@ fn start(config: Config) -> App {
         .block_on(init_performance_suite(router, config))
         .unwrap();
     let _ = VITALS_TAG.set(suite.vitals_script_tag());
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let addr = perf_tests::serve(&runtime, router);
     App {
         addr,
         suite,

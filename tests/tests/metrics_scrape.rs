@@ -1,7 +1,6 @@
 //! A `/metrics` scrape reads the monitor's histograms where they are, without copying them
 //! (about 12 KiB each): the bytes one scrape allocates stay near the size of its text.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -34,17 +33,7 @@ fn a_scrape_allocates_about_its_text_not_a_copy_of_every_histogram() {
     let (router, _suite) = runtime
         .block_on(init_performance_suite(router, config))
         .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let addr = perf_tests::serve(&runtime, router);
     let client = reqwest::blocking::Client::new();
     for i in 0..ROUTES {
         assert_eq!(
