@@ -39,6 +39,72 @@ pub struct Config {
     /// Where the content-addressed cache lives (default: `perf-cache` in Cargo's target
     /// directory for this profile).
     pub cache_dir: Option<PathBuf>,
+    /// How images are resized and encoded (`[package.metadata.perf.images]`).
+    pub images: ImageConfig,
+}
+
+/// When AVIF variants are encoded: AVIF is the slow encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AvifWhen {
+    /// In every build (the default; the cache makes an unchanged image free).
+    Always,
+    /// Only in release builds, so a debug build of a fresh checkout stays quick.
+    Release,
+    /// Never.
+    Never,
+}
+
+/// Settings of the image kind: `[package.metadata.perf.images]`, or
+/// `PERF_BUILD_IMAGES_*` variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageConfig {
+    /// Widths of the responsive variants (default 320, 640, 960, 1280, 1920): those below
+    /// an image's own width are made, plus its own width.
+    pub widths: Vec<u32>,
+    /// Lossy WebP quality, 0-100 (default 75).
+    pub webp_quality: f32,
+    /// AVIF quality, 0-100 (default 60; see BENCHMARKS.md for how it compares).
+    pub avif_quality: f32,
+    /// AVIF encoder speed, 1 (slowest, smallest) to 10 (default 6).
+    pub avif_speed: u8,
+    /// When AVIF variants are made (default always).
+    pub avif: AvifWhen,
+    /// JPEG quality of recompressed JPEGs, 0-100 (default 80).
+    pub jpeg_quality: f32,
+    /// Lossless PNG optimisation level, 0-6 (default 2).
+    pub png_level: u8,
+    /// The largest decoded image accepted, in pixels (default 40 000 000): a larger
+    /// declared size fails the build before anything is allocated.
+    pub max_pixels: u64,
+    /// Blur-up placeholders (default on).
+    pub placeholders: bool,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            widths: vec![320, 640, 960, 1280, 1920],
+            webp_quality: 75.0,
+            avif_quality: 60.0,
+            avif_speed: 6,
+            avif: AvifWhen::Always,
+            jpeg_quality: 80.0,
+            png_level: 2,
+            max_pixels: 40_000_000,
+            placeholders: true,
+        }
+    }
+}
+
+impl ImageConfig {
+    /// Whether AVIF variants are made in this build.
+    pub fn avif_enabled(&self) -> bool {
+        match self.avif {
+            AvifWhen::Always => true,
+            AvifWhen::Never => false,
+            AvifWhen::Release => std::env::var("PROFILE").as_deref() == Ok("release"),
+        }
+    }
 }
 
 impl Default for Config {
@@ -57,6 +123,7 @@ impl Default for Config {
             },
             templates_dir: "templates".into(),
             cache_dir: None,
+            images: ImageConfig::default(),
         }
     }
 }
@@ -73,6 +140,15 @@ pub const ENV_VARS: &[&str] = &[
     "PERF_BUILD_QUALITY",
     "PERF_BUILD_TEMPLATES_DIR",
     "PERF_BUILD_CACHE_DIR",
+    "PERF_BUILD_IMAGES_WIDTHS",
+    "PERF_BUILD_IMAGES_WEBP_QUALITY",
+    "PERF_BUILD_IMAGES_AVIF_QUALITY",
+    "PERF_BUILD_IMAGES_AVIF_SPEED",
+    "PERF_BUILD_IMAGES_AVIF",
+    "PERF_BUILD_IMAGES_JPEG_QUALITY",
+    "PERF_BUILD_IMAGES_PNG_LEVEL",
+    "PERF_BUILD_IMAGES_MAX_PIXELS",
+    "PERF_BUILD_IMAGES_PLACEHOLDERS",
 ];
 
 /// One source of settings: a metadata table or the environment.
@@ -84,14 +160,28 @@ struct Metadata<'a>(&'a serde_json::Map<String, Value>);
 
 impl Source for Metadata<'_> {
     fn get(&self, key: &str) -> Option<Result<Value, Error>> {
-        self.0.get(key).cloned().map(Ok)
+        match key.split_once('.') {
+            None => self.0.get(key).cloned().map(Ok),
+            Some((table, key)) => match self.0.get(table)? {
+                Value::Object(t) => t.get(key).cloned().map(Ok),
+                other => Some(Err(Error::Config {
+                    source_of_value: format!("Cargo.toml [package.metadata.perf] {table}"),
+                    message: format!(
+                        "`{other}` is not a table: write [package.metadata.perf.{table}]"
+                    ),
+                })),
+            },
+        }
     }
 }
 
 struct Env;
 
 fn env_name(key: &str) -> String {
-    format!("PERF_BUILD_{}", key.replace('-', "_").to_ascii_uppercase())
+    format!(
+        "PERF_BUILD_{}",
+        key.replace(['-', '.'], "_").to_ascii_uppercase()
+    )
 }
 
 impl Source for Env {
@@ -114,12 +204,67 @@ const KEYS: &[&str] = &[
     "cache-dir",
 ];
 
+/// The keys of `[package.metadata.perf.images]`.
+const IMAGE_KEYS: &[&str] = &[
+    "widths",
+    "webp-quality",
+    "avif-quality",
+    "avif-speed",
+    "avif",
+    "jpeg-quality",
+    "png-level",
+    "max-pixels",
+    "placeholders",
+];
+
 fn origin(from_env: bool, key: &str) -> String {
     if from_env {
         format!("environment variable {}", env_name(key))
+    } else if let Some((table, key)) = key.split_once('.') {
+        format!("Cargo.toml [package.metadata.perf.{table}] {key}")
     } else {
         format!("Cargo.toml [package.metadata.perf] {key}")
     }
+}
+
+/// A number in `range`, from a JSON number or a string.
+fn as_number(
+    v: &Value,
+    from_env: bool,
+    key: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<f64, Error> {
+    let n = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    n.filter(|n| range.contains(n))
+        .ok_or_else(|| Error::Config {
+            source_of_value: origin(from_env, key),
+            message: format!(
+                "`{v}` is not a number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        })
+}
+
+/// A whole number in `range`.
+fn as_whole(
+    v: &Value,
+    from_env: bool,
+    key: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<u64, Error> {
+    let n = as_number(v, from_env, key, range)?;
+    if n.fract() != 0.0 {
+        return Err(Error::Config {
+            source_of_value: origin(from_env, key),
+            message: format!("`{v}` is not a whole number"),
+        });
+    }
+    Ok(n as u64)
 }
 
 fn as_bool(v: &Value, from_env: bool, key: &str) -> Result<bool, Error> {
@@ -215,15 +360,33 @@ impl Config {
                 _ => unreachable!("every key of KEYS is handled"),
             }
         }
-        Ok(())
+        self.images.apply(source, from_env)
     }
 
     /// Reads `[package.metadata.perf]` of the manifest, then the environment.
+    ///
+    /// Unknown keys, in the table and in `[package.metadata.perf.images]`, are errors
+    /// that list the known ones.
     pub fn from_manifest(manifest: &Path) -> Result<Config, Error> {
         let mut config = Config::default();
         if let Some(table) = read_metadata(manifest)? {
+            if let Some(Value::Object(images)) = table.get("images") {
+                for key in images.keys() {
+                    if !IMAGE_KEYS.contains(&key.as_str()) {
+                        return Err(Error::Config {
+                            source_of_value: format!(
+                                "Cargo.toml [package.metadata.perf.images] {key}"
+                            ),
+                            message: format!(
+                                "unknown setting; the settings are {}",
+                                IMAGE_KEYS.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
             for key in table.keys() {
-                if !KEYS.contains(&key.as_str()) {
+                if !KEYS.contains(&key.as_str()) && key != "images" {
                     let near = KEYS
                         .iter()
                         .find(|k| k.replace('-', "_") == *key || key.starts_with(&k[..3]));
@@ -249,6 +412,90 @@ impl Config {
         let mut config = Config::default();
         config.apply(&Env, true)?;
         Ok(config)
+    }
+}
+
+impl ImageConfig {
+    fn apply(&mut self, source: &dyn Source, from_env: bool) -> Result<(), Error> {
+        for name in IMAGE_KEYS {
+            let key = format!("images.{name}");
+            let key = key.as_str();
+            let Some(value) = source.get(key) else {
+                continue;
+            };
+            let value = value?;
+            match *name {
+                "widths" => {
+                    let items: Vec<Value> = match &value {
+                        Value::Array(items) => items.clone(),
+                        Value::String(s) => s
+                            .split(',')
+                            .filter(|w| !w.trim().is_empty())
+                            .map(|w| Value::String(w.to_string()))
+                            .collect(),
+                        other => {
+                            return Err(Error::Config {
+                                source_of_value: origin(from_env, key),
+                                message: format!(
+                                    "`{other}` is not a list of widths: write [320, 640, 1280]"
+                                ),
+                            });
+                        }
+                    };
+                    let mut widths = items
+                        .iter()
+                        .map(|w| as_whole(w, from_env, key, 1.0..=16384.0).map(|w| w as u32))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    widths.sort_unstable();
+                    widths.dedup();
+                    self.widths = widths;
+                }
+                "webp-quality" => {
+                    self.webp_quality = as_number(&value, from_env, key, 0.0..=100.0)? as f32
+                }
+                "avif-quality" => {
+                    self.avif_quality = as_number(&value, from_env, key, 1.0..=100.0)? as f32
+                }
+                "avif-speed" => {
+                    self.avif_speed = as_whole(&value, from_env, key, 1.0..=10.0)? as u8
+                }
+                "jpeg-quality" => {
+                    self.jpeg_quality = as_number(&value, from_env, key, 1.0..=100.0)? as f32
+                }
+                "png-level" => self.png_level = as_whole(&value, from_env, key, 0.0..=6.0)? as u8,
+                "max-pixels" => self.max_pixels = as_whole(&value, from_env, key, 1.0..=1e12)?,
+                "placeholders" => self.placeholders = as_bool(&value, from_env, key)?,
+                "avif" => {
+                    self.avif = match &value {
+                        Value::Bool(true) => AvifWhen::Always,
+                        Value::Bool(false) => AvifWhen::Never,
+                        Value::String(s) => match s.trim() {
+                            "always" | "true" => AvifWhen::Always,
+                            "release" => AvifWhen::Release,
+                            "never" | "false" => AvifWhen::Never,
+                            other => {
+                                return Err(Error::Config {
+                                    source_of_value: origin(from_env, key),
+                                    message: format!(
+                                        "`{other}` is not a choice: write \"always\", \"release\" or \"never\""
+                                    ),
+                                });
+                            }
+                        },
+                        other => {
+                            return Err(Error::Config {
+                                source_of_value: origin(from_env, key),
+                                message: format!(
+                                    "`{other}` is not a choice: write \"always\", \"release\" or \"never\""
+                                ),
+                            });
+                        }
+                    }
+                }
+                _ => unreachable!("every key of IMAGE_KEYS is handled"),
+            }
+        }
+        Ok(())
     }
 }
 

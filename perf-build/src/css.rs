@@ -278,6 +278,7 @@ mod tests {
         let input = Input {
             logical: "css/a.css".into(),
             file: "static/css/a.css".into(),
+            builtin: None,
         };
         let piece = css.transform(&input, src.as_bytes())?.pieces.remove(0);
         Ok(Out {

@@ -11,6 +11,21 @@ pub struct Input {
     pub logical: String,
     /// Path on disk.
     pub file: PathBuf,
+    /// The bytes of a file that perf-build itself ships (the ImageOptimizer script),
+    /// read from here instead of `file`.
+    pub builtin: Option<&'static [u8]>,
+}
+
+impl Input {
+    /// The file's bytes.
+    pub fn read(&self) -> Result<std::borrow::Cow<'static, [u8]>, crate::Error> {
+        match self.builtin {
+            Some(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            None => std::fs::read(&self.file)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| crate::Error::io(&self.file, e)),
+        }
+    }
 }
 
 /// Every regular file under `dir`, sorted by logical path. Hidden files and folders
@@ -76,6 +91,7 @@ fn walk(
             found.push(Input {
                 logical,
                 file: path,
+                builtin: None,
             });
         }
     }

@@ -59,6 +59,14 @@ pub enum Error {
         /// The closest existing reference, written the same way.
         hint: Option<String>,
     },
+    /// An image cannot be decoded or encoded.
+    #[error("{}: image error: {message}", path.display())]
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Stylesheets import each other in a cycle, so none of them can be hashed first.
     #[error("{}: @import cycle: {}", path.display(), cycle.join(" -> "))]
     ImportCycle {

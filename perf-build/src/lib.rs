@@ -40,6 +40,7 @@ mod discover;
 mod error;
 mod finish;
 mod hash;
+mod images;
 mod js;
 mod mime;
 mod other;
@@ -52,9 +53,9 @@ mod transform;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use config::{Config, Quality};
+pub use config::{AvifWhen, Config, ImageConfig, Quality};
 pub use error::Error;
-pub use report::{AssetReport, Report};
+pub use report::{AssetReport, ImageReport, Report, VariantReport};
 
 /// Runs the pipeline with the package's configuration: `[package.metadata.perf]`, then
 /// `PERF_BUILD_*` variables. The whole of a typical `build.rs`.

@@ -1,4 +1,4 @@
-//! Every other file (fonts, images until they have a kind of their own, text, data): served
+//! Every other file (fonts, SVG, text, data): served
 //! as it is, under its hashed name.
 
 use crate::Error;
@@ -28,6 +28,7 @@ impl AssetKind for Other {
             refs: Vec::new(),
             map: None,
             module: false,
+            image: None,
         }))
     }
 }

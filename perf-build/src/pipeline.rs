@@ -1,5 +1,6 @@
 //! The pipeline: discover → transform (per kind of asset; parallel, cached) → resolve
-//! references → finish (fill in URLs, hash) → precompress (parallel, cached). It only
+//! references → finish (fill in URLs, hash) → derive (files made from every image) →
+//! precompress (parallel, cached). It only
 //! orchestrates: each kind of asset is a module behind [`AssetKind`], and each stage a
 //! module of its own. The only module that knows about rayon.
 
@@ -15,6 +16,7 @@ use crate::compress::{self, Variants};
 use crate::config::{Config, Quality};
 use crate::discover::{Input, discover};
 use crate::finish::Final;
+use crate::images::{self, ImageInfo, manifest};
 use crate::other::Other;
 use crate::transform::{AssetKind, Piece, Transformed};
 use crate::{Error, css, finish, hash, js, mime, resolve};
@@ -44,6 +46,8 @@ pub struct Built {
     pub raw_len: usize,
     /// Whether this is a JavaScript file (it goes into the import map).
     pub is_js: bool,
+    /// An image's size, placeholder and variants.
+    pub image: Option<ImageInfo>,
 }
 
 /// The result of a pipeline run.
@@ -92,6 +96,7 @@ fn kinds(config: &Config, cache: &Cache) -> Vec<Box<dyn AssetKind>> {
     vec![
         Box::new(css::Css::new(config, cache)),
         Box::new(js::Js::new(config)),
+        Box::new(images::Images::new(&config.images)),
         Box::new(Other),
     ]
 }
@@ -104,7 +109,14 @@ pub fn run(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Output, Error> {
     let started = Instant::now();
-    let inputs = discover(&root.join(&config.static_dir))?;
+    let mut inputs = discover(&root.join(&config.static_dir))?;
+    if inputs.iter().any(|i| images::accepts(&i.logical)) {
+        inputs.push(Input {
+            logical: manifest::OPTIMIZER.to_string(),
+            file: manifest::optimizer_path(),
+            builtin: Some(manifest::OPTIMIZER_SOURCE),
+        });
+    }
     let progress = Progress {
         hits: AtomicUsize::new(0),
         misses: AtomicUsize::new(0),
@@ -116,8 +128,14 @@ pub fn run(
     let estimate = inputs.len() * 2;
     let units = transform_all(inputs, &kinds(config, cache), cache, &progress, estimate)?;
     let graph = resolve::resolve(&units, &config.url_prefix)?;
-    let finals = finish::finish(&units, &graph.links)?;
-    let mut assets = precompress_all(units, finals, graph.imports, config, cache, &progress);
+    let mut finals = finish::finish(&units, &graph.links)?;
+    let (mut units, mut imports) = (units, graph.imports);
+    for (unit, fin) in manifest::derive(&units, &finals, &config.url_prefix) {
+        units.push(unit);
+        finals.push(fin);
+        imports.push(Vec::new());
+    }
+    let mut assets = precompress_all(units, finals, imports, config, cache, &progress);
     assets.sort_by(|a, b| a.logical.cmp(&b.logical));
     Ok(Output {
         assets,
@@ -139,7 +157,7 @@ fn transform_all(
     let results: Vec<Result<Vec<Unit>, Error>> = inputs
         .into_par_iter()
         .map(|input| {
-            let raw = std::fs::read(&input.file).map_err(|e| Error::io(&input.file, e))?;
+            let raw = input.read()?;
             let kind = kinds
                 .iter()
                 .find(|k| k.accepts(&input.logical))
@@ -149,7 +167,7 @@ fn transform_all(
                 Some(options) => {
                     let key = Cache::key(
                         kind.name(),
-                        &[options.as_bytes(), input.logical.as_bytes(), &raw],
+                        &[options.as_bytes(), input.logical.as_bytes(), &raw[..]],
                     );
                     let cached = cache.get(&key).and_then(|b| Transformed::decode(&b));
                     progress.hit(cached.is_some());
@@ -228,6 +246,7 @@ fn precompress_all(
                 source: unit.file.clone(),
                 module: false,
                 imports: Vec::new(),
+                image: None,
             });
         }
         jobs.push(Job {
@@ -236,6 +255,7 @@ fn precompress_all(
             raw_len: unit.raw_len,
             module: unit.piece.module,
             imports,
+            image: unit.piece.image,
         });
     }
     let steps = progress.done.load(Ordering::Relaxed) + jobs.len();
@@ -247,6 +267,7 @@ fn precompress_all(
                 raw_len,
                 module,
                 imports,
+                image,
             } = job;
             let content_type = mime::content_type(&fin.logical);
             let sha256 = hash::sha256_hex(&fin.bytes);
@@ -287,6 +308,7 @@ fn precompress_all(
                 variants,
                 sha256,
                 imports,
+                image,
             }
         })
         .collect()
@@ -299,6 +321,7 @@ struct Job {
     raw_len: usize,
     module: bool,
     imports: Vec<String>,
+    image: Option<ImageInfo>,
 }
 
 /// Cache format of the compressed variants: three length-prefixed optional blobs.

@@ -26,6 +26,41 @@ pub struct AssetReport {
     pub content_type: String,
     /// Byte sizes.
     pub bytes: Sizes,
+    /// An image's intrinsic size, placeholder and every variant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageReport>,
+}
+
+/// The image part of an [`AssetReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    /// Intrinsic width, upright.
+    pub width: u32,
+    /// Intrinsic height, upright.
+    pub height: u32,
+    /// The blur-up placeholder, a `data:` URI.
+    pub placeholder: Option<String>,
+    /// Every variant, this asset included, by format (best first) then width.
+    pub variants: Vec<VariantReport>,
+}
+
+/// One variant of an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantReport {
+    /// Media type: `image/avif`.
+    pub format: &'static str,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Logical path: `img/hero-640w.avif`.
+    pub path: String,
+    /// Public URL.
+    pub url: String,
+    /// Hashed file name relative to the static dir.
+    pub file: String,
+    /// Size in bytes.
+    pub bytes: usize,
 }
 
 /// Sizes of one asset in bytes.
@@ -58,6 +93,12 @@ pub struct Report {
 
 impl Report {
     pub(crate) fn new(output: &Output, prefix: &str) -> Self {
+        let by_logical: std::collections::HashMap<&str, &Built> = output
+            .assets
+            .iter()
+            .map(|a| (a.logical.as_str(), a))
+            .collect();
+        let url = |hashed: &str| format!("{prefix}/{}", crate::refs::url_encode(hashed));
         Report {
             assets: output
                 .assets
@@ -75,6 +116,27 @@ impl Report {
                         brotli: a.variants.brotli.as_ref().map(Vec::len),
                         zstd: a.variants.zstd.as_ref().map(Vec::len),
                     },
+                    image: a.image.as_ref().map(|info| ImageReport {
+                        width: info.width,
+                        height: info.height,
+                        placeholder: info.placeholder.clone(),
+                        variants: info
+                            .variants
+                            .iter()
+                            .map(|v| {
+                                let b = by_logical[v.logical.as_str()];
+                                VariantReport {
+                                    format: v.format.mime(),
+                                    width: v.width,
+                                    height: v.height,
+                                    path: v.logical.clone(),
+                                    url: url(&b.hashed),
+                                    file: b.hashed.clone(),
+                                    bytes: b.identity.len(),
+                                }
+                            })
+                            .collect(),
+                    }),
                 })
                 .collect(),
             cache_hits: output.cache_hits,

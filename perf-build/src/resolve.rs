@@ -121,6 +121,7 @@ mod tests {
                 refs,
                 map: None,
                 module,
+                image: None,
             },
             file: format!("static/{logical}").into(),
             raw_len: 0,

@@ -65,6 +65,9 @@ pub struct Piece {
     pub map: Option<SourceMap>,
     /// A JavaScript module or script: it goes into the import map.
     pub module: bool,
+    /// An image's size, placeholder and variants (on its main piece).
+    #[serde(default)]
+    pub image: Option<crate::images::ImageInfo>,
 }
 
 /// The output of a kind for one input: a pure function of the input bytes and the kind's
@@ -98,6 +101,7 @@ impl Transformed {
             refs,
             map: map.map(|json| SourceMap { json, comment }),
             module,
+            image: None,
         })
     }
 
@@ -186,6 +190,7 @@ mod tests {
                         comment: MapComment::Css,
                     }),
                     module: false,
+                    image: None,
                 },
                 Piece {
                     logical: "img/a.webp".into(),
@@ -193,6 +198,7 @@ mod tests {
                     refs: vec![],
                     map: None,
                     module: false,
+                    image: None,
                 },
             ],
         };

@@ -19,6 +19,7 @@
 //! negotiation with q-values over brotli, zstd, gzip and identity (406 when the client
 //! refuses every one); `If-None-Match` (lists, weak comparison, `*`) → 304.
 
+mod image;
 mod negotiate;
 mod path;
 mod service;
@@ -26,6 +27,7 @@ mod service;
 #[cfg(feature = "axum")]
 mod router;
 
+pub use image::{Image, ImageFormat, ImageSource, Picture, Preload};
 pub use negotiate::Encoding;
 pub use service::AssetService;
 
@@ -59,6 +61,9 @@ pub struct Asset {
     pub gzip: Option<&'static [u8]>,
     /// Logical paths of the local modules this JavaScript module imports statically.
     pub imports: &'static [&'static str],
+    /// For an image's main asset (served at its logical path): every variant perf-build
+    /// made of it.
+    pub image: Option<&'static Image>,
 }
 
 impl Asset {
@@ -197,6 +202,41 @@ impl Assets {
             }
         }
         out
+    }
+
+    /// The embedded image at a logical path (`img/hero.jpg`), for names only known at run
+    /// time (user content); `image!` checks literal names at compile time.
+    pub fn image(&self, path: &str) -> Option<&'static Image> {
+        self.get(path).and_then(|a| a.image)
+    }
+
+    /// The `<picture>` of the embedded image at a logical path, as `image!` renders it.
+    pub fn picture(&self, path: &str) -> Option<Picture<'static>> {
+        self.image(path).map(Picture::new)
+    }
+
+    /// The `<link rel="stylesheet">` of the blur-up placeholders that `image!` pictures
+    /// use (`_perf/images.css`), for `<head>`; empty when no image was embedded.
+    pub fn image_placeholders_tag(&self) -> String {
+        self.get("_perf/images.css")
+            .map(|a| format!("<link rel=\"stylesheet\" href=\"{}\">", a.url))
+            .unwrap_or_default()
+    }
+
+    /// The `<script>` of the ImageOptimizer (`globalThis.ImageOptimizer`:
+    /// `optimizeImages`, `preloadCriticalImages`), deferred, with the image manifest's
+    /// URL in `data-manifest`; empty when no image was embedded.
+    pub fn image_optimizer_tag(&self) -> String {
+        match (
+            self.get("_perf/image-optimizer.js"),
+            self.get("_perf/images.json"),
+        ) {
+            (Some(script), Some(manifest)) => format!(
+                "<script src=\"{}\" integrity=\"{}\" data-manifest=\"{}\" defer></script>",
+                script.url, script.integrity, manifest.url
+            ),
+            _ => String::new(),
+        }
     }
 
     /// The tower service that serves these assets.

@@ -115,6 +115,59 @@ fn weights(accept: Option<&str>) -> [u16; 4] {
     out
 }
 
+/// The weights an `Accept` header gives image media types: parsed on demand, with no
+/// allocation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MediaWeights<'a>(Option<&'a str>);
+
+/// Reads an `Accept` header value (or its absence).
+pub(crate) fn media_weights(accept: Option<&str>) -> MediaWeights<'_> {
+    MediaWeights(accept)
+}
+
+impl MediaWeights<'_> {
+    /// The weight (thousandths) of `mime`. A modern format (AVIF, WebP) counts only when
+    /// the client names it, since clients that decode them say so and a `*/*` from an
+    /// old client or a script says nothing about them. A format every browser takes
+    /// (`universal`) is acceptable through `image/*` or `*/*` too, and, when the header
+    /// names none of those, with the lowest weight: a client that lists only unrelated
+    /// types still gets an image rather than a 406. An explicit `q=0` refuses it.
+    pub(crate) fn weight(self, mime: &str, universal: bool) -> u16 {
+        let Some(accept) = self.0 else {
+            return if universal { 1000 } else { 0 };
+        };
+        let (mut exact, mut image_star, mut star) = (None::<u16>, None::<u16>, None::<u16>);
+        for item in items(accept) {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or("").trim();
+            let mut q = Some(1000);
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=')
+                    && k.trim().eq_ignore_ascii_case("q")
+                {
+                    q = qvalue(v);
+                }
+            }
+            let Some(q) = q else { continue };
+            let slot = if range.eq_ignore_ascii_case(mime) {
+                &mut exact
+            } else if range.eq_ignore_ascii_case("image/*") {
+                &mut image_star
+            } else if range == "*/*" {
+                &mut star
+            } else {
+                continue;
+            };
+            *slot = Some(slot.map_or(q, |old| old.max(q)));
+        }
+        match (exact, universal) {
+            (Some(q), _) => q,
+            (None, false) => 0,
+            (None, true) => image_star.or(star).unwrap_or(1),
+        }
+    }
+}
+
 /// Chooses the encoding to send: the highest q-value among the encodings the asset has,
 /// ties broken by size (brotli, zstd, gzip, identity). `None` when the client refuses
 /// every available encoding (a 406).
@@ -242,6 +295,7 @@ mod tests {
         zstd: Some(b"z"),
         gzip: Some(b"g"),
         imports: &[],
+        image: None,
     };
 
     static PLAIN: Asset = Asset {

@@ -16,6 +16,8 @@ use super::{Asset, Assets, path};
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 const VARY: HeaderValue = HeaderValue::from_static("accept-encoding");
+const VARY_ACCEPT: HeaderValue = HeaderValue::from_static("accept");
+const VARY_BOTH: HeaderValue = HeaderValue::from_static("accept, accept-encoding");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
@@ -67,7 +69,20 @@ impl AssetService {
         let Some(entry) = self.assets.lookup(&key) else {
             return status(StatusCode::NOT_FOUND);
         };
-        serve(entry.asset, entry.hashed, head, headers)
+        // An image's logical URL (a CSS background, user content) is answered in the best
+        // format the client accepts, at full width; its hashed URLs name one file each.
+        let (asset, by_accept) = match entry.asset.image {
+            Some(image) if !entry.hashed => match image.negotiate(text(headers, header::ACCEPT)) {
+                Some(source) => (source.asset, true),
+                None => {
+                    let mut res = status(StatusCode::NOT_ACCEPTABLE);
+                    res.headers_mut().insert(header::VARY, VARY_ACCEPT);
+                    return res;
+                }
+            },
+            _ => (entry.asset, false),
+        };
+        serve(asset, entry.hashed, by_accept, head, headers)
     }
 }
 
@@ -84,6 +99,7 @@ fn status(code: StatusCode) -> Response<Full<Bytes>> {
 fn serve(
     asset: &'static Asset,
     hashed: bool,
+    by_accept: bool,
     head: bool,
     headers: &HeaderMap,
 ) -> Response<Full<Bytes>> {
@@ -119,9 +135,12 @@ fn serve(
         header::CACHE_CONTROL,
         if hashed { IMMUTABLE } else { NO_CACHE },
     );
-    if asset.is_negotiable() {
-        h.insert(header::VARY, VARY);
-    }
+    match (by_accept, asset.is_negotiable()) {
+        (true, true) => h.insert(header::VARY, VARY_BOTH),
+        (true, false) => h.insert(header::VARY, VARY_ACCEPT),
+        (false, true) => h.insert(header::VARY, VARY),
+        (false, false) => None,
+    };
 
     if let Some(im) = text(headers, header::IF_MATCH)
         && !negotiate::if_match(asset, im, encoding)
