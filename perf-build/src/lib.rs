@@ -197,6 +197,13 @@ impl Builder {
         self
     }
 
+    /// How images are resized and encoded (widths, qualities, AVIF, the decoded size
+    /// limit, placeholders): [`ImageConfig`], whose defaults are the README's.
+    pub fn images(mut self, images: ImageConfig) -> Self {
+        self.config.images = images;
+        self
+    }
+
     /// Where the content-addressed cache lives.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.cache_dir = Some(dir.into());
