@@ -21,6 +21,8 @@ pub struct Layout {
     modulepreload: String,
     /// The browser-metrics script tag (empty when the suite's frontend part is off).
     vitals: String,
+    /// The placeholder stylesheet of `image!` pictures and the ImageOptimizer script.
+    images: String,
 }
 
 /// Set once by [`crate::build`] from the running suite.
@@ -30,7 +32,48 @@ static LAYOUT: LazyLock<Layout> = LazyLock::new(|| Layout {
     import_map: ASSETS.import_map_tag(),
     modulepreload: ASSETS.modulepreload_tags("js/app.js"),
     vitals: VITALS_TAG.get().cloned().unwrap_or_default(),
+    images: ASSETS.image_placeholders_tag() + &ASSETS.image_optimizer_tag(),
 });
+
+/// The photographs a reflection is illustrated with, by its id: names chosen at run time,
+/// so they go through `ASSETS.picture` rather than the compile-time `image!`.
+const PHOTOS: [(&str, &str); 3] = [
+    (
+        "img/photos/mountains.jpg",
+        "The Aitzgorri range above a meadow and an autumn larch wood",
+    ),
+    (
+        "img/photos/path.jpg",
+        "A trail across a meadow below the limestone walls of the Picos de Europa",
+    ),
+    (
+        "img/photos/sunrise.jpg",
+        "The sun low over rows of hills, seen from a summit",
+    ),
+];
+
+impl Reflection {
+    fn picture(&self, sizes: &'static str, class: &'static str) -> String {
+        let (name, alt) = PHOTOS[self.id.rem_euclid(PHOTOS.len() as i64) as usize];
+        ASSETS
+            .picture(name)
+            .map(|p| p.alt(alt).sizes(sizes).class(class).to_string())
+            .unwrap_or_default()
+    }
+
+    /// The card's photograph: a third of the main column on wide screens.
+    pub fn thumbnail(&self) -> String {
+        self.picture(
+            "(min-width: 60rem) 18rem, (min-width: 40rem) 45vw, 100vw",
+            "card-photo",
+        )
+    }
+
+    /// The reflection page's photograph, as wide as the main column.
+    pub fn photo(&self) -> String {
+        self.picture("(min-width: 60rem) 56rem, 100vw", "article-photo")
+    }
+}
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()

@@ -38,11 +38,13 @@ fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// Every `/static/…` URL in attributes or in the import map of a page.
+/// Every `/static/…` URL in attributes (`srcset` lists included) or in the import map
+/// of a page.
 fn asset_urls(page: &str) -> Vec<String> {
     let mut urls: Vec<String> = page
         .split('"')
         .filter(|s| s.starts_with("/static/"))
+        .flat_map(|s| s.split(", ").map(|c| c.split(' ').next().unwrap_or(c)))
         .map(str::to_string)
         .collect();
     urls.sort();
@@ -90,6 +92,24 @@ fn serves_every_page_and_asset_from_an_empty_folder() {
         );
         assert!(!res.bytes().unwrap().is_empty(), "{url}");
     }
+    // The photographs: every width in AVIF, WebP and JPEG, the hero preloaded.
+    for format in ["avif", "webp", "jpg"] {
+        for width in [320, 640, 960, 1280] {
+            let prefix = format!("/static/img/photos/hero-{width}w.");
+            assert!(
+                seen.iter()
+                    .any(|u| u.starts_with(&prefix) && u.ends_with(format)),
+                "{prefix}…{format} in {seen:?}"
+            );
+        }
+    }
+    let landing = c.get(format!("{base}/")).send().unwrap().text().unwrap();
+    assert!(
+        landing.contains("<link rel=\"preload\" as=\"image\" type=\"image/avif\""),
+        "{landing}"
+    );
+    assert!(landing.contains("fetchpriority=\"high\""), "{landing}");
+    assert!(landing.contains("class=\"perf-img perf-ph-"), "{landing}");
     // The chart module is loaded on demand: it is in the import map, not in a tag.
     assert!(
         seen.iter()
