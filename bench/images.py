@@ -444,6 +444,9 @@ def main():
     ap.add_argument("--sweep", action="append", default=[], metavar="FORMAT=Q1,Q2",
                     help="also build ours at these settings and compare that format alone; "
                     f"FORMAT is one of {', '.join(SWEEP_VARS)} (e.g. --sweep webp=70,80)")
+    ap.add_argument("--sweep-only", action="store_true",
+                    help="only the sweeps, against the sharp variants of the last full run "
+                    "(bench/out/images.json)")
     args = ap.parse_args()
     in_venv()
     import PIL
@@ -451,6 +454,15 @@ def main():
 
     install_sharp()
     fetch_photos()
+    if args.sweep_only:
+        with open(os.path.join(OUT, "images.json")) as f:
+            theirs = json.load(f)["theirs"]
+        md = "Other settings of ours (one cold build each; sharp's variants from the last full run):\n\n"
+        md += sweep_table(sweep(args.ours, args.sweep, theirs))
+        with open(os.path.join(OUT, "images-sweep.md"), "w") as f:
+            f.write(md)
+        print(md)
+        return
     names = photo_set(args.photos)
     ours_command(args.ours)  # fails early, before the long sharp runs, if there is no CLI
     sharp, theirs = run_sharp(args.runs, WIDTHS)
