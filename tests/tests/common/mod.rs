@@ -1,5 +1,11 @@
-//! Builds small throwaway crates with the real `cargo`, sharing this workspace's target
-//! directory, profiles and lock file, so nothing already compiled is compiled again.
+//! Helpers the test binaries share: small throwaway crates built with the real `cargo`,
+//! sharing this workspace's target directory, profiles and lock file, so nothing already
+//! compiled is compiled again; and a headless Chromium (`browser`).
+
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+pub mod browser;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
