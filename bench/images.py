@@ -19,7 +19,9 @@ defaults otherwise) and its own format (mozjpeg q80, or sharp's default lossless
 Ours: the perf-build CLI (`target/debug/perf-build` unless PERF_BUILD_CLI names another;
 the image crates are optimised in every profile), cold (no dist folder, so no cache) and
 then warm (the same input again). Its AVIF share of the time is the full cold run minus a
-cold run with PERF_BUILD_IMAGES_AVIF=never.
+cold run with PERF_BUILD_IMAGES_AVIF=never. Rounds are interleaved (sharp, ours, sharp,
+ours, ...) and both wall and CPU time (user + system, every thread) are reported: CPU time
+stays meaningful when other work shares the two cores.
 
 Quality: SSIM (scikit-image `structural_similarity`, 7x7 window, on luma) of every
 variant against the source resized with Pillow's Lanczos to the variant's own size; both
@@ -33,6 +35,7 @@ import argparse
 import glob
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -174,30 +177,54 @@ def ours_command(kind):
 
 
 def build_once(cmd, dist, env=None, cold=True):
+    """One build: (wall seconds, CPU seconds of the process and its threads)."""
     if cold:
         shutil.rmtree(dist, ignore_errors=True)  # its .perf-cache goes with it
     full = cmd + ["build", "--static-dir", STATIC, "--dist-dir", dist, "--quiet", "--no-precompress"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(full, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def run_ours(kind, runs):
-    """Median wall seconds: cold, warm, and cold without AVIF; and the variants of the
-    last full build."""
+def medians(samples):
+    """(median wall, median CPU) of (wall, CPU) samples."""
+    return statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples)
+
+
+def measure(kind, runs):
+    """Both tools, rounds interleaved (so a load that comes and goes touches both): each
+    round runs sharp's three passes, our cold build, and our cold build without AVIF;
+    then our warm rebuilds. Returns sharp's data and variants, our times and variants."""
     cmd = ours_command(kind)
-    print("+", " ".join(cmd), "build ... (cold, warm, no AVIF)", file=sys.stderr)
     dist = os.path.join(OUT, "ours")
-    cold = statistics.median(build_once(cmd, dist) for _ in range(runs))
-    warm = statistics.median(build_once(cmd, dist, cold=False) for _ in range(runs))
-    variants = read_manifest(dist)
     noavif_dist = os.path.join(OUT, "ours-noavif")
-    noavif = statistics.median(
-        build_once(cmd, noavif_dist, env={"PERF_BUILD_IMAGES_AVIF": "never"}) for _ in range(runs)
-    )
+    rounds, cold, noavif = [], [], []
+    for i in range(runs):
+        print(f"round {i + 1} of {runs}", file=sys.stderr)
+        sharp, theirs = run_sharp(1, WIDTHS)
+        rounds.append(sharp["timings"])
+        print("+", " ".join(cmd), "build ... (cold, then cold without AVIF)", file=sys.stderr)
+        cold.append(build_once(cmd, dist))
+        noavif.append(build_once(cmd, noavif_dist, env={"PERF_BUILD_IMAGES_AVIF": "never"}))
+    ours = read_manifest(dist)
+    warm = [build_once(cmd, dist, cold=False) for _ in range(runs)]
+    sharp["timings"] = {
+        f: {
+            "runs": [r[f]["median"] for r in rounds],
+            "cpu": [r[f]["cpu_median"] for r in rounds],
+            "median": statistics.median(r[f]["median"] for r in rounds),
+            "cpu_median": statistics.median(r[f]["cpu_median"] for r in rounds),
+        }
+        for f in rounds[0]
+    }
+    times = {"cold": medians(cold), "warm": medians(warm), "noavif": medians(noavif),
+             "samples": {"cold": cold, "warm": warm, "noavif": noavif}}
     if any(v["format"] == "image/avif" for v in read_manifest(noavif_dist)):
-        noavif = None  # the variable is not honoured: no AVIF share to report
-    return {"cold": cold, "warm": warm, "noavif": noavif}, variants
+        times["noavif"] = None  # the variable is not honoured: no AVIF share to report
+    return sharp, theirs, times, ours
 
 
 def norm_format(f):
@@ -344,7 +371,7 @@ def sweep(kind, specs, theirs):
                 env["PERF_BUILD_IMAGES_AVIF"] = "never"
             dist = os.path.join(OUT, "sweep", f"{name}-{value}")
             print("+", f"{var}={value}", " ".join(cmd), "build ...", file=sys.stderr)
-            seconds = build_once(cmd, dist, env=env)
+            seconds, _ = build_once(cmd, dist, env=env)
             mine = [v for v in read_manifest(dist) if v["format"] == fmt]
             pairs = compare(mine, [t for t in theirs if t["format"] == fmt]).get(fmt, [])
             add_ssim([o for o, _ in pairs])
@@ -409,16 +436,23 @@ def table(args, names, sharp, ours_times, pairs, ours_count, sharp_count, ssim_t
         ss = statistics.mean(t["ssim"] for _, t in p)
         say(f"| {f} | {len(p)} | {fmt_bytes(ob)} | {fmt_bytes(sb)} | {ob / sb:.3f}x | {os_:.4f} | {ss:.4f} |")
     say("")
-    say(f"| wall time, median of {args.runs} | ours | sharp | ours/sharp |")
-    say("| --- | ---: | ---: | ---: |")
-    cold, warm, noavif = ours_times["cold"], ours_times["warm"], ours_times["noavif"]
-    s_avif = ts.get("avif", {}).get("median", 0)
-    s_rest = ts.get("webp", {}).get("median", 0) + ts.get("original", {}).get("median", 0)
-    if noavif is not None:
-        say(f"| AVIF variants (ours: cold minus cold without AVIF) | {cold - noavif:.2f} s | {s_avif:.2f} s | {(cold - noavif) / s_avif:.2f}x |")
-        say(f"| WebP + recompressed originals (ours: cold, PERF_BUILD_IMAGES_AVIF=never) | {noavif:.2f} s | {s_rest:.2f} s | {noavif / s_rest:.2f}x |")
-    say(f"| everything, cold (ours: no dist, no cache; sharp: sum of its three passes) | {cold:.2f} s | {s_avif + s_rest:.2f} s | {cold / (s_avif + s_rest):.2f}x |")
-    say(f"| warm rebuild, unchanged input | {warm:.2f} s | - | {100 * warm / cold:.1f}% of cold |")
+    say(f"| work (median of {args.runs} interleaved rounds) | ours wall | sharp wall | ratio | ours CPU | sharp CPU | ratio |")
+    say("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    (cw, cc), (ww, wc) = ours_times["cold"], ours_times["warm"]
+    sharp_of = lambda key, *fs: sum(ts[f][key] for f in fs if f in ts)  # noqa: E731
+
+    def row(label, ow, oc, sw, sc):
+        say(f"| {label} | {ow:.2f} s | {sw:.2f} s | {ow / sw:.2f}x | {oc:.2f} s | {sc:.2f} s | {oc / sc:.2f}x |")
+
+    if ours_times["noavif"] is not None:
+        nw, nc = ours_times["noavif"]
+        row("AVIF variants (ours: cold minus cold without AVIF)", cw - nw, cc - nc,
+            sharp_of("median", "avif"), sharp_of("cpu_median", "avif"))
+        row("WebP + recompressed originals (ours: cold, PERF_BUILD_IMAGES_AVIF=never)", nw, nc,
+            sharp_of("median", "webp", "original"), sharp_of("cpu_median", "webp", "original"))
+    row("everything, cold (ours: no dist, no cache; sharp: its three passes)", cw, cc,
+        sharp_of("median", "avif", "webp", "original"), sharp_of("cpu_median", "avif", "webp", "original"))
+    say(f"| warm rebuild, unchanged input | {ww:.2f} s | - | {100 * ww / cw:.1f}% of cold | {wc:.2f} s | - | {100 * wc / cc:.1f}% of cold |")
     say("")
     say(f"Quality: {ssim_tool}. Variants made: ours {ours_count}, sharp {sharp_count}; only "
         f"the pairs both made (same photo, format and width) are compared. Ours: "
@@ -465,8 +499,7 @@ def main():
         return
     names = photo_set(args.photos)
     ours_command(args.ours)  # fails early, before the long sharp runs, if there is no CLI
-    sharp, theirs = run_sharp(args.runs, WIDTHS)
-    ours_times, ours = run_ours(args.ours, args.runs)
+    sharp, theirs, ours_times, ours = measure(args.ours, args.runs)
     print("SSIM of every variant ...", file=sys.stderr)
     add_ssim(ours + theirs)
     pairs = compare(ours, theirs)

@@ -3,8 +3,8 @@
 //
 //   node bench/images_sharp.mjs --node-dir bench/out/node --src DIR --out DIR [--runs 3]
 //
-// Prints one JSON object on stdout: versions, the median wall time of each format's pass
-// over the whole set, and every variant written (path relative to --out, size in bytes).
+// Prints one JSON object on stdout: versions, the median wall and CPU time of each format's
+// pass over the whole set, and every variant written (path relative to --out, size in bytes).
 // bench/images.py installs sharp into --node-dir and reads that JSON; run it by hand only
 // to look at one half of the benchmark.
 
@@ -121,13 +121,19 @@ async function main() {
   let variants = [];
   for (const format of o.formats) {
     const runs = [];
+    const cpu = [];
     let written = [];
     for (let i = 0; i < o.runs; i++) {
       const t0 = performance.now();
+      // CPU time of the whole process, every libuv and libvips thread included: steadier
+      // than wall time when other work shares the cores.
+      const c0 = process.cpuUsage();
       written = await pass(sharp, sources, format, o);
+      const c = process.cpuUsage(c0);
       runs.push((performance.now() - t0) / 1000);
+      cpu.push((c.user + c.system) / 1e6);
     }
-    timings[format] = { runs, median: median(runs) };
+    timings[format] = { runs, median: median(runs), cpu, cpu_median: median(cpu) };
     variants = variants.concat(written);
   }
   for (const v of variants) v.bytes = (await stat(path.join(o.out, v.file))).size;
