@@ -71,7 +71,10 @@ impl Reflection {
 
     /// The reflection page's photograph, as wide as the main column.
     pub fn photo(&self) -> String {
-        self.picture("(min-width: 60rem) 56rem, 100vw", "article-photo")
+        self.picture(
+            "(min-width: 60rem) 53.5rem, calc(100vw - 6.5rem)",
+            "article-photo",
+        )
     }
 }
 
