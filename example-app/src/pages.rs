@@ -63,8 +63,9 @@ impl Reflection {
 
     /// The card's photograph: a third of the main column on wide screens.
     pub fn thumbnail(&self) -> String {
+        // Below 40rem a card spans the column less the main's and the card's padding.
         self.picture(
-            "(min-width: 60rem) 18rem, (min-width: 40rem) 45vw, 100vw",
+            "(min-width: 60rem) 18rem, (min-width: 40rem) 45vw, calc(100vw - 6.5rem)",
             "card-photo",
         )
     }
