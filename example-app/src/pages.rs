@@ -15,6 +15,12 @@ use serde::Deserialize;
 use crate::db::{MOODS, Reflection};
 use crate::{ASSETS, AppState};
 
+/// The `asset_url` and `image` filters, for names chosen at run time; the templates'
+/// literal names go through the compile-time `asset_url!` and `image!`.
+mod filters {
+    pub use perf_rt::askama_filters::*;
+}
+
 /// What every page's `<head>` needs beyond `asset_url!`: computed once.
 pub struct Layout {
     import_map: String,

@@ -1,5 +1,7 @@
-//! Checks every `asset_url!("…")` in the templates at build time, so a typo is reported
-//! at the template's own line and column (rustc would point at the `#[derive]`).
+//! Checks every asset name written as a literal in the templates at build time
+//! (`asset_url!("…")`, `image!("…")`, `"…"|asset_url`, `"…"|image`), so a typo is reported
+//! at the template's own line and column: rustc would point at the `#[derive]`, and the
+//! filters would only fail when the page renders.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -33,10 +35,30 @@ pub fn templates(dir: &Path, known: &HashSet<&str>) -> Result<(), Error> {
     Error::collect(errors)
 }
 
-/// `(name, byte offset of the literal)` for each `asset_url!("name")` in `text`.
+/// `(name, byte offset of the literal)` for each `asset_url!("name")` (and the other
+/// macros) and each `"name"|asset_url` (or `|image`) in `text`.
 fn calls(text: &str) -> Vec<(String, usize)> {
     let mut found = Vec::new();
-    for pattern in ["asset_url!", "asset_integrity!"] {
+    for pattern in ["|asset_url", "|image"] {
+        let mut from = 0;
+        while let Some(i) = text[from..].find(pattern) {
+            let at = from + i;
+            from = at + pattern.len();
+            let next = text[from..].chars().next();
+            if next.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let before = text[..at].trim_end();
+            let Some(inner) = before.strip_suffix('"') else {
+                continue;
+            };
+            let Some(open) = inner.rfind('"') else {
+                continue;
+            };
+            found.push((inner[open + 1..].to_string(), open));
+        }
+    }
+    for pattern in ["asset_url!", "asset_integrity!", "image!", "image_preload!"] {
         let mut from = 0;
         while let Some(i) = text[from..].find(pattern) {
             let start = from + i + pattern.len();
@@ -72,5 +94,15 @@ mod tests {
         assert_eq!(&t[c[0].1..c[0].1 + 5], "\"css/");
         assert_eq!(c[1].0, "js/x.js");
         assert_eq!(&t[c[1].1..c[1].1 + 4], "\"js/");
+    }
+
+    #[test]
+    fn finds_images_and_filters() {
+        let t = "{{ image!(\"img/a.jpg\", alt = \"x\") }}\n{{ \"css/b.css\" |asset_url }} {{ \"img/c.png\"|image(alt = \"y\") }} {{ name|asset_url }} {{ \"x\"|images }}";
+        let found = calls(t);
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["img/a.jpg", "css/b.css", "img/c.png"]);
+        let (_, at) = &found[1];
+        assert_eq!(&t[*at..*at + 5], "\"css/");
     }
 }

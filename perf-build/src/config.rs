@@ -63,7 +63,8 @@ pub struct ImageConfig {
     pub widths: Vec<u32>,
     /// Lossy WebP quality, 0-100 (default 75).
     pub webp_quality: f32,
-    /// AVIF quality, 0-100 (default 60; see BENCHMARKS.md for how it compares).
+    /// AVIF quality, 1-100 (default 70: sharp's AVIF q50 SSIM for 1.04x its bytes; see
+    /// BENCHMARKS.md).
     pub avif_quality: f32,
     /// AVIF encoder speed, 1 (slowest, smallest) to 10 (default 6).
     pub avif_speed: u8,
@@ -85,7 +86,7 @@ impl Default for ImageConfig {
         ImageConfig {
             widths: vec![320, 640, 960, 1280, 1920],
             webp_quality: 75.0,
-            avif_quality: 60.0,
+            avif_quality: 70.0,
             avif_speed: 6,
             avif: AvifWhen::Always,
             jpeg_quality: 80.0,

@@ -25,6 +25,9 @@
 #[cfg(feature = "assets")]
 pub mod assets;
 
+#[cfg(feature = "askama")]
+pub mod askama_filters;
+
 #[cfg(feature = "cache")]
 pub mod cache;
 

@@ -1,6 +1,7 @@
-//! `asset_url!` with a name that was not embedded must not compile, and must say which
-//! file was expected and what the nearest embedded name is. Each case is compiled by
-//! the real cargo (see `common`), against the fixtures this crate embeds.
+//! `asset_url!`, `asset_integrity!` and `image!` with a name that was not embedded must
+//! not compile, and must say which file was expected and what the nearest embedded name
+//! is. Each case is compiled by the real cargo (see `common`), against the fixtures this
+//! crate embeds.
 
 mod common;
 
@@ -35,6 +36,22 @@ fn cases() -> Crate {
         (
             "integrity_typo",
             "fn main() { let _ = perf_tests::asset_integrity!(\"js/ap.js\"); }\n",
+        ),
+        (
+            "image_ok",
+            "fn main() { let p = perf_tests::image!(\"img/photo.jpg\", alt = \"x\", priority = true).to_string(); assert!(p.starts_with(\"<picture>\")); }\n",
+        ),
+        (
+            "image_typo",
+            "fn main() { let _ = perf_tests::image!(\"img/foto.jpg\", alt = \"x\"); }\n",
+        ),
+        (
+            "image_not_an_image",
+            "fn main() { let _ = perf_tests::image!(\"css/app.css\"); }\n",
+        ),
+        (
+            "image_unknown_option",
+            "fn main() { let _ = perf_tests::image!(\"img/photo.jpg\", colour = \"red\"); }\n",
         ),
     ];
     let files: Vec<(String, String)> = bins
@@ -102,4 +119,20 @@ fn unknown_asset_names_are_compile_errors_with_hints() {
         "integrity_typo",
         &["no asset named \"js/ap.js\"", "did you mean \"js/app.js\"?"],
     );
+
+    // image!: the same check, over the embedded images only.
+    let (ok, err) = stderr_of(&c, "image_ok");
+    assert!(ok, "a known image compiles:\n{err}");
+    expect_fail(
+        "image_typo",
+        &[
+            "image!(\"img/foto.jpg\"): no asset named \"img/foto.jpg\" was embedded",
+            "did you mean \"img/photo.jpg\"?",
+        ],
+    );
+    expect_fail(
+        "image_not_an_image",
+        &["image!(\"css/app.css\"): no asset named"],
+    );
+    expect_fail("image_unknown_option", &["colour"]);
 }

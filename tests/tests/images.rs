@@ -744,3 +744,42 @@ fn askama_renders_the_picture_unescaped_and_the_alt_escaped() {
     );
     assert!(html.contains("alt=\"&lt;b&gt;sea&lt;/b&gt;\""), "{html}");
 }
+
+mod filters {
+    pub use perf_rt::askama_filters::*;
+}
+
+#[derive(askama::Template)]
+#[template(
+    source = "<link href=\"{{ \"css/app.css\"|asset_url }}\">{{ self.name|image(alt = self.alt, sizes = \"50vw\") }}",
+    ext = "html"
+)]
+struct Filtered<'a> {
+    name: &'a str,
+    alt: &'a str,
+}
+
+#[test]
+fn the_filter_forms_look_names_up_when_the_page_renders() {
+    perf_rt::askama_filters::use_assets(&ASSETS);
+    let html = askama::Template::render(&Filtered {
+        name: "img/photo.jpg",
+        alt: "<sea>",
+    })
+    .unwrap();
+    let expected_picture = perf_tests::image!("img/photo.jpg", alt = "<sea>", sizes = "50vw");
+    assert_eq!(
+        html,
+        format!(
+            "<link href=\"{}\">{expected_picture}",
+            perf_tests::asset_url!("css/app.css")
+        )
+    );
+    let err = askama::Template::render(&Filtered {
+        name: "img/nope.jpg",
+        alt: "",
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no image named \"img/nope.jpg\""), "{err}");
+}

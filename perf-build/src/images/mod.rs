@@ -227,7 +227,9 @@ impl Images {
             });
             return Ok(Transformed::single(main));
         }
-        // GIF stills are re-encoded as PNG-compatible pixels: the fallback keeps the GIF.
+        // The format every browser takes, re-encoded at every width. A still GIF is not
+        // re-encoded: its own bytes are the fallback at full width, and its smaller widths
+        // exist in the modern formats only.
         let fallback = match own {
             Format::Gif => None,
             f => Some(f),
@@ -283,9 +285,6 @@ impl Images {
         let mut main_bytes = raw.to_vec();
         for (i, set) in by_width.into_iter().enumerate() {
             let own_width = i == widths.len() - 1;
-            // At the image's own width the fallback is always the re-encoded image, even
-            // when an already optimised source was smaller: it is the upright one, with
-            // no EXIF (camera, GPS) or other metadata.
             let mut kept: Vec<Encoded> = Vec::new();
             // The fallback first (formats run best-first, so reversed), then WebP, then
             // AVIF: each kept only when smaller than the last one kept, which it replaces
@@ -304,6 +303,9 @@ impl Images {
             } in kept.into_iter().rev()
             {
                 let logical = if own_width && Some(f) == fallback {
+                    // Always the re-encoded image, even where an already optimised
+                    // source was smaller: it is the upright one, without EXIF (camera,
+                    // GPS) or other metadata.
                     main_bytes = bytes;
                     input.logical.clone()
                 } else {

@@ -241,6 +241,8 @@ impl Assets {
 
     /// The tower service that serves these assets.
     pub fn service(&'static self) -> AssetService {
+        #[cfg(feature = "askama")]
+        crate::askama_filters::use_assets(self);
         AssetService::new(self)
     }
 
