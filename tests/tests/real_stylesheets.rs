@@ -187,7 +187,13 @@ fn resolve(from_file: &str, url: &str) -> (PathBuf, String) {
 fn every_stylesheet_parses_again_with_every_declaration_and_the_right_urls() {
     for minify in [true, false] {
         let dist = build(minify);
-        let stylesheets: Vec<&String> = dist.files.keys().filter(|k| k.ends_with(".css")).collect();
+        // `_perf/images.css` is derived from the fixtures' images (their placeholders),
+        // with no source to compare against.
+        let stylesheets: Vec<&String> = dist
+            .files
+            .keys()
+            .filter(|k| k.ends_with(".css") && !k.starts_with("_perf/"))
+            .collect();
         assert_eq!(stylesheets.len(), 3, "{:?}", dist.files.keys());
         for logical in stylesheets {
             let ours = dist.text(logical);
