@@ -3,9 +3,12 @@
 //! directories, bad inputs, the `image!` markup, and the `Accept` negotiation of an
 //! image's logical URL over a real socket.
 
+mod common;
+
+use common::files_in;
 use std::io::Cursor;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::{ImageDecoder, ImageEncoder, Rgba, RgbaImage};
 use perf_build::{Builder, ImageConfig};
@@ -355,20 +358,6 @@ fn images_become_upright_variants_without_metadata_and_are_cached() {
         .map(|v| (v.0, v.1))
         .collect();
     assert!(v2.contains(&("image/webp".into(), 50)) && !v2.iter().any(|v| v.0 == "image/avif"));
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.path().is_dir() {
-                found.extend(files_in(&e.path()));
-            } else {
-                found.push(e.path());
-            }
-        }
-    }
-    found
 }
 
 /// A PNG whose header declares `width` × `height` (valid CRC) and whose data is tiny.

@@ -1,7 +1,11 @@
 //! perf-build run in-process on fixtures: broken inputs, template checks, the cache,
 //! the generated-code snapshot and the `cargo::` lines of this crate's own build.rs.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::files_in;
 
 use perf_build::{Builder, Error};
 
@@ -16,20 +20,6 @@ fn builder(static_dir: &str, cache: &Path, out: &Path) -> Builder {
         .cache_dir(cache)
         .out_dir(out)
         .quality(perf_build::Quality::Fast)
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.path().is_dir() {
-                found.extend(files_in(&e.path()));
-            } else {
-                found.push(e.path());
-            }
-        }
-    }
-    found
 }
 
 #[test]

@@ -63,6 +63,23 @@ fn qvalue(s: &str) -> Option<u16> {
     (q <= 1000).then_some(q)
 }
 
+/// One item of an `Accept` or `Accept-Encoding` list: its token and its weight (1 unless
+/// a `q` parameter says otherwise); `None` when the qvalue is malformed, which drops the
+/// item.
+fn weighted(item: &str) -> Option<(&str, u16)> {
+    let mut parts = item.split(';');
+    let token = parts.next().unwrap_or("").trim();
+    let mut q = Some(1000);
+    for param in parts {
+        if let Some((k, v)) = param.split_once('=')
+            && k.trim().eq_ignore_ascii_case("q")
+        {
+            q = qvalue(v);
+        }
+    }
+    Some((token, q?))
+}
+
 /// The weight the client gives each encoding, from an `Accept-Encoding` value.
 /// Without the header only identity is acceptable (RFC 9110 §12.5.3).
 fn weights(accept: Option<&str>) -> [u16; 4] {
@@ -73,17 +90,9 @@ fn weights(accept: Option<&str>) -> [u16; 4] {
     let mut explicit: [Option<u16>; 4] = [None; 4];
     let mut star: Option<u16> = None;
     for item in items(accept) {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let mut q = Some(1000);
-        for param in parts {
-            if let Some((k, v)) = param.split_once('=')
-                && k.trim().eq_ignore_ascii_case("q")
-            {
-                q = qvalue(v);
-            }
-        }
-        let Some(q) = q else { continue }; // a malformed qvalue drops that item
+        let Some((coding, q)) = weighted(item) else {
+            continue;
+        };
         let slot = if coding.eq_ignore_ascii_case("br") {
             Some(Encoding::Brotli)
         } else if coding.eq_ignore_ascii_case("zstd") {
@@ -138,17 +147,9 @@ impl MediaWeights<'_> {
         };
         let (mut exact, mut image_star, mut star) = (None::<u16>, None::<u16>, None::<u16>);
         for item in items(accept) {
-            let mut parts = item.split(';');
-            let range = parts.next().unwrap_or("").trim();
-            let mut q = Some(1000);
-            for param in parts {
-                if let Some((k, v)) = param.split_once('=')
-                    && k.trim().eq_ignore_ascii_case("q")
-                {
-                    q = qvalue(v);
-                }
-            }
-            let Some(q) = q else { continue };
+            let Some((range, q)) = weighted(item) else {
+                continue;
+            };
             let slot = if range.eq_ignore_ascii_case(mime) {
                 &mut exact
             } else if range.eq_ignore_ascii_case("image/*") {

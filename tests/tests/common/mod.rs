@@ -97,3 +97,18 @@ pub fn crate_path(name: &str) -> String {
         .display()
         .to_string()
 }
+
+/// Every file under `dir`, recursively (empty when `dir` does not exist).
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                found.extend(files_in(&e.path()));
+            } else {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
