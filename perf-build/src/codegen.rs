@@ -245,25 +245,18 @@ pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path)
         ),
     ];
     for (name, doc, finish) in image_macros {
-        for (root, out) in [("crate", &mut macro_local), ("$crate", &mut macro_export)] {
+        for (root, perf_rt, out) in [
+            ("crate", "::perf_rt", &mut macro_local),
+            ("$crate", "$crate::__perf_rt", &mut macro_export),
+        ] {
             let mut arms = String::new();
             for (i, a) in &images {
                 let _ = writeln!(
                     arms,
-                    "    ({} $(, $key:ident = $value:expr)* $(,)?) => {{ {}::codegen::Picture::new(&{root}::__PERF_IMAGE_{i})$(.$key($value))*{finish} }};",
+                    "    ({} $(, $key:ident = $value:expr)* $(,)?) => {{ {perf_rt}::codegen::Picture::new(&{root}::__PERF_IMAGE_{i})$(.$key($value))*{finish} }};",
                     lit(&a.logical),
-                    if root == "crate" {
-                        "::perf_rt"
-                    } else {
-                        "$crate::__perf_rt"
-                    },
                 );
             }
-            let perf_rt = if root == "crate" {
-                "::perf_rt"
-            } else {
-                "$crate::__perf_rt"
-            };
             let (attrs, tail) = if root == "crate" {
                 (
                     "#[allow(unused_macros)]\n",

@@ -130,10 +130,15 @@ pub fn run(
     let graph = resolve::resolve(&units, &config.url_prefix)?;
     let mut finals = finish::finish(&units, &graph.links)?;
     let (mut units, mut imports) = (units, graph.imports);
-    for (unit, fin) in manifest::derive(&units, &finals, &config.url_prefix) {
-        units.push(unit);
-        finals.push(fin);
-        imports.push(Vec::new());
+    let derived = manifest::derive(&units, &finals, &config.url_prefix);
+    if !derived.is_empty() {
+        for (unit, fin) in derived {
+            units.push(unit);
+            finals.push(fin);
+            imports.push(Vec::new());
+        }
+        // A file of the application's own may not take a derived file's name.
+        unique_names(&units)?;
     }
     let mut assets = precompress_all(units, finals, imports, config, cache, &progress);
     assets.sort_by(|a, b| a.logical.cmp(&b.logical));

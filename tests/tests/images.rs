@@ -772,3 +772,51 @@ fn the_filter_forms_look_names_up_when_the_page_renders() {
     .to_string();
     assert!(err.contains("no image named \"img/nope.jpg\""), "{err}");
 }
+
+#[test]
+fn odd_names_are_encoded_and_derived_names_are_not_taken_silently() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dist = root.path().join("dist");
+    let photo = RgbaImage::from_fn(400, 300, |x, y| {
+        Rgba([(x % 256) as u8, (y % 256) as u8, 120, 255])
+    });
+    write(root.path(), "img/my photo & co's.png", &png(&photo));
+    builder(root.path(), cache.path())
+        .build_dist(&dist, &|_, _| {})
+        .unwrap();
+    let m = manifest(&dist);
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(dist.join(m["_perf/images.json"]["file"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let entry = &json["images"]["img/my photo & co's.png"];
+    for list in entry["sources"].as_object().unwrap().values() {
+        for pair in list.as_array().unwrap() {
+            let url = pair[1].as_str().unwrap();
+            assert!(
+                url.starts_with("/static/img/my%20photo%20&%20co's-")
+                    || url.starts_with("/static/img/my%20photo%20&%20co's."),
+                "a srcset candidate holds no space: {url}"
+            );
+        }
+    }
+    for (_, _, _, file) in variants(&m, "img/my photo & co's.png") {
+        assert!(dist.join(&file).exists(), "{file}");
+    }
+
+    // An application file under a derived name is an error naming it, not a panic in
+    // the generated map.
+    write(root.path(), "_perf/images.json", b"{}");
+    let out = tempfile::tempdir().unwrap();
+    let err = builder(root.path(), cache.path())
+        .out_dir(out.path())
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`_perf/images.json` is also produced from"),
+        "{err}"
+    );
+    assert!(files_in(out.path()).is_empty());
+}

@@ -68,27 +68,46 @@ pub fn jpeg(rgba: &[u8], width: u32, height: u32, quality: f32) -> Result<Vec<u8
     .map_err(|e| format!("JPEG encoding failed: {e}"))
 }
 
-/// A losslessly optimised PNG (oxipng at `level`, every ancillary chunk stripped).
-pub fn png(rgba: &[u8], width: u32, height: u32, level: u8) -> Result<Vec<u8>, String> {
-    let mut raw = Vec::new();
+/// A plain PNG of `pixels` (`color` says their layout) from the `image` crate.
+pub(super) fn plain_png(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+    compression: image::codecs::png::CompressionType,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
     image::ImageEncoder::write_image(
         image::codecs::png::PngEncoder::new_with_quality(
-            &mut raw,
-            image::codecs::png::CompressionType::Fast,
+            &mut out,
+            compression,
             image::codecs::png::FilterType::Adaptive,
         ),
+        pixels,
+        width,
+        height,
+        color,
+    )
+    .map_err(|e| format!("PNG encoding failed: {e}"))?;
+    Ok(out)
+}
+
+/// A losslessly optimised PNG (oxipng at `level`, every ancillary chunk stripped).
+pub fn png(rgba: &[u8], width: u32, height: u32, level: u8) -> Result<Vec<u8>, String> {
+    let raw = plain_png(
         rgba,
         width,
         height,
         image::ExtendedColorType::Rgba8,
-    )
-    .map_err(|e| format!("PNG encoding failed: {e}"))?;
+        image::codecs::png::CompressionType::Fast,
+    )?;
     let mut options = oxipng::Options::from_preset(level);
     options.strip = oxipng::StripChunks::All;
     oxipng::optimize_from_memory(&raw, &options)
         .map_err(|e| format!("PNG optimisation failed: {e}"))
 }
 
+/// The RGB bytes of RGBA pixels, alpha dropped.
 pub(super) fn opaque_rgb(rgba: &[u8]) -> Vec<u8> {
     rgba.chunks_exact(4)
         .flat_map(|p| [p[0], p[1], p[2]])

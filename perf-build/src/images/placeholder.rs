@@ -19,17 +19,12 @@ pub fn data_uri(rgba: &[u8], width: u32, height: u32) -> Result<String, String> 
     let hash = thumbhash::rgba_to_thumb_hash(w as usize, h as usize, &small);
     let (pw, ph, pixels) =
         thumbhash::thumb_hash_to_rgba(&hash).map_err(|()| "the placeholder did not decode")?;
-    let mut png = Vec::new();
-    image::ImageEncoder::write_image(
-        image::codecs::png::PngEncoder::new_with_quality(
-            &mut png,
-            image::codecs::png::CompressionType::Best,
-            image::codecs::png::FilterType::Adaptive,
-        ),
+    let png = super::encode::plain_png(
         &super::encode::opaque_rgb(&pixels),
         pw as u32,
         ph as u32,
         image::ExtendedColorType::Rgb8,
+        image::codecs::png::CompressionType::Best,
     )
     .map_err(|e| format!("placeholder: {e}"))?;
     Ok(format!(

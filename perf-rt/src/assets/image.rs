@@ -22,6 +22,15 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    /// Every format, best first.
+    pub const ALL: [ImageFormat; 5] = [
+        ImageFormat::Avif,
+        ImageFormat::Webp,
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Gif,
+    ];
+
     /// The media type.
     pub fn mime(self) -> &'static str {
         match self {
@@ -76,38 +85,41 @@ impl Image {
         sources.iter().filter(move |s| s.format == format)
     }
 
-    /// The formats it has, best first.
-    pub fn formats(&self) -> Vec<ImageFormat> {
-        let mut f: Vec<ImageFormat> = self.sources.iter().map(|s| s.format).collect();
-        f.dedup();
-        f
+    /// The formats it has, best first (no allocation: this runs per request on an
+    /// image's logical URL).
+    pub fn formats(&self) -> impl Iterator<Item = ImageFormat> + use<> {
+        let sources: &'static [ImageSource] = self.sources;
+        ImageFormat::ALL
+            .into_iter()
+            .filter(move |f| sources.iter().any(|s| s.format == *f))
     }
 
     /// The format every browser takes (JPEG, PNG or GIF), present on every image that is
     /// not a WebP.
     pub fn fallback(&self) -> ImageFormat {
         self.formats()
-            .into_iter()
             .find(|f| f.universal())
             .unwrap_or(ImageFormat::Webp)
     }
 
     /// The variant at full width in the best format that `accept` (an `Accept` header
-    /// value) allows: the highest q-value wins, ties going to the better format. AVIF
+    /// value) allows, among the formats that have one at full width: the highest q-value wins, ties going to the better format. AVIF
     /// and WebP count only when named (browsers name the modern formats they decode),
     /// JPEG, PNG and GIF also through `image/*` or `*/*`. `None` when the header refuses
     /// every format the image has (`q=0`).
     pub fn negotiate(&self, accept: Option<&str>) -> Option<&'static ImageSource> {
+        // Only a variant at the image's own width stands in for it: a format whose
+        // full-width variant was dropped (not smaller than the one it would replace)
+        // exists at smaller widths only.
         let full = |f: ImageFormat| {
             let sources: &'static [ImageSource] = self.sources;
             sources
                 .iter()
-                .filter(|s| s.format == f)
-                .max_by_key(|s| s.width)
+                .find(|s| s.format == f && s.width == self.width)
         };
         let weights = super::negotiate::media_weights(accept);
         let mut best: Option<(u16, usize, &'static ImageSource)> = None;
-        for (rank, f) in self.formats().into_iter().enumerate() {
+        for (rank, f) in self.formats().enumerate() {
             let q = weights.weight(f.mime(), f.universal());
             if q == 0 {
                 continue;
@@ -186,13 +198,28 @@ impl<'a> Picture<'a> {
         Preload(self)
     }
 
+    /// The `srcset` for browsers that take `format`: at every width made, the smallest
+    /// variant among `format` and the formats after it (a browser that decodes
+    /// AVIF decodes WebP and JPEG too). A width where `format` was dropped, as not
+    /// smaller than the format it would replace, then still has a candidate, so a wide
+    /// screen is not handed a narrower file to stretch.
     fn srcset(&self, format: ImageFormat) -> String {
+        let img = self.image;
         let mut out = String::new();
-        for s in self.image.of(format) {
+        let mut widths: Vec<u32> = img.sources.iter().map(|s| s.width).collect();
+        widths.sort_unstable();
+        widths.dedup();
+        for width in widths {
+            let best = img
+                .sources
+                .iter()
+                .filter(|s| s.width == width && s.format >= format)
+                .min_by_key(|s| s.asset.identity.len());
+            let Some(s) = best else { continue };
             if !out.is_empty() {
                 out.push_str(", ");
             }
-            let _ = write!(out, "{} {}w", s.asset.url, s.width);
+            let _ = write!(out, "{} {}w", attr(s.asset.url), s.width);
         }
         out
     }
@@ -234,10 +261,11 @@ impl fmt::Display for Picture<'_> {
                 )?;
             }
         }
-        let src = img
-            .of(fallback)
-            .max_by_key(|s| s.width)
-            .map_or("", |s| s.asset.url);
+        let src = attr(
+            img.of(fallback)
+                .max_by_key(|s| s.width)
+                .map_or("", |s| s.asset.url),
+        );
         write!(
             f,
             "<img src=\"{src}\" srcset=\"{}\" sizes=\"{sizes}\" width=\"{}\" height=\"{}\" alt=\"{}\"",
@@ -271,7 +299,7 @@ pub struct Preload<'a>(Picture<'a>);
 impl fmt::Display for Preload<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.0;
-        let Some(best) = p.image.formats().into_iter().next() else {
+        let Some(best) = p.image.formats().next() else {
             return Ok(());
         };
         write!(
@@ -288,3 +316,82 @@ impl fmt::Display for Preload<'_> {
 impl askama::filters::HtmlSafe for Picture<'_> {}
 #[cfg(feature = "askama")]
 impl askama::filters::HtmlSafe for Preload<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn asset(url: &'static str) -> Asset {
+        Asset {
+            path: "img/a&b.jpg",
+            hashed_path: "img/a&b.0.jpg",
+            url,
+            content_type: "image/jpeg",
+            integrity: "",
+            etags: ["\"a\"", "\"b\"", "\"c\"", "\"d\""],
+            identity: b"",
+            brotli: None,
+            zstd: None,
+            gzip: None,
+            imports: &[],
+            image: None,
+        }
+    }
+
+    static SMALL: Asset = asset("/static/img/a&b-320w.1.avif");
+    static FULL: Asset = asset("/static/img/a&b.0.jpg");
+    static IMAGE: Image = Image {
+        width: 640,
+        height: 480,
+        placeholder: None,
+        sources: &[
+            ImageSource {
+                format: ImageFormat::Avif,
+                width: 320,
+                height: 240,
+                asset: &SMALL,
+            },
+            ImageSource {
+                format: ImageFormat::Jpeg,
+                width: 640,
+                height: 480,
+                asset: &FULL,
+            },
+        ],
+    };
+
+    #[test]
+    fn urls_and_text_are_escaped_in_the_markup() {
+        let html = Picture::new(&IMAGE).alt("\"x\" & y").to_string();
+        assert!(
+            // AVIF was kept at 320 only: at 640 its source offers the JPEG.
+            html.contains(
+                "<source type=\"image/avif\" srcset=\"/static/img/a&amp;b-320w.1.avif 320w, /static/img/a&amp;b.0.jpg 640w\""
+            ),
+            "{html}"
+        );
+        assert!(html.contains("src=\"/static/img/a&amp;b.0.jpg\""), "{html}");
+        assert!(html.contains("alt=\"&quot;x&quot; &amp; y\""), "{html}");
+        assert!(!html.contains("a&b"), "{html}");
+        let preload = Picture::new(&IMAGE).preload().to_string();
+        assert!(preload.contains(
+            "imagesrcset=\"/static/img/a&amp;b-320w.1.avif 320w, /static/img/a&amp;b.0.jpg 640w\""
+        ));
+    }
+
+    #[test]
+    fn formats_are_listed_best_first_once_each() {
+        assert_eq!(
+            IMAGE.formats().collect::<Vec<_>>(),
+            [ImageFormat::Avif, ImageFormat::Jpeg]
+        );
+        assert_eq!(IMAGE.fallback(), ImageFormat::Jpeg);
+        let chosen = |accept| IMAGE.negotiate(Some(accept)).map(|s| s.format);
+        // AVIF exists only at 320 (its full-width variant was not smaller): the logical
+        // URL answers at full width, so in JPEG.
+        assert_eq!(chosen("image/avif,*/*"), Some(ImageFormat::Jpeg));
+        assert_eq!(IMAGE.negotiate(Some("image/avif,*/*")).unwrap().width, 640);
+        assert_eq!(chosen("image/webp,*/*"), Some(ImageFormat::Jpeg));
+        assert_eq!(chosen("image/avif;q=0,image/jpeg;q=0"), None);
+    }
+}
