@@ -44,9 +44,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,11 +53,14 @@ import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+import common  # noqa: E402
+from common import Cdp, Chromium, start_app  # noqa: E402  (the DevTools client, the browser, the app)
 ROOT = os.path.dirname(BENCH)
 OUT = os.path.join(BENCH, "out")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-VENV = os.path.join(OUT, "venv-cdp")
-PY_PACKAGES = ["websocket-client==1.9.2"]
+VENV = common.CDP_VENV
+PY_PACKAGES = common.CDP_PACKAGES
 ORIGINALS = os.path.join(ROOT, "example-app", "static", "img", "photos")
 PHOTO_PREFIX = "/static/img/photos/"
 # The pipeline's own files in the layout: not there before it.
@@ -86,52 +87,7 @@ CATEGORIES = ["images", "css", "js", "document", "other"]
 
 def in_venv():
     """Re-runs this script inside bench/out/venv-cdp, creating it first if needed."""
-    py = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    stamp = os.path.join(VENV, "packages.txt")
-    want = "\n".join(PY_PACKAGES)
-    if not os.path.exists(stamp) or open(stamp).read() != want:
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *PY_PACKAGES], check=True)
-        with open(stamp, "w") as f:
-            f.write(want)
-    os.execv(py, [py, os.path.abspath(__file__), *sys.argv[1:]])
-
-
-# --- the app --------------------------------------------------------------------------
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, timeout=30.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            sys.exit(f"the app exited with {proc.returncode} before answering {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                r.read()
-                return
-        except OSError:
-            time.sleep(0.2)
-    sys.exit(f"{url} did not answer in {timeout:.0f} s")
-
-
-def start_app(binary, scratch):
-    app = os.path.join(scratch, "example-app")
-    shutil.copy2(binary, app)
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "ia.db"))
-    log = open(os.path.join(scratch, "app.log"), "wb")
-    proc = subprocess.Popen([app], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=scratch)
-    url = f"http://127.0.0.1:{port}/"
-    wait_http(url, proc=proc)
-    return proc, url
+    common.in_venv(VENV, PY_PACKAGES, __file__)
 
 
 # --- the page's HTML ------------------------------------------------------------------
@@ -197,105 +153,6 @@ def page_pictures(url):
 
 
 # --- DevTools protocol ------------------------------------------------------------------
-
-
-class Cdp:
-    def __init__(self, ws_url):
-        import websocket
-
-        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
-        self.next_id = 0
-        self.events = []  # (monotonic time, method, params)
-
-    def _read(self, timeout):
-        import websocket
-
-        self.ws.settimeout(timeout)
-        try:
-            msg = json.loads(self.ws.recv())
-        except websocket.WebSocketTimeoutException:
-            return None
-        if "method" in msg:
-            self.events.append((time.monotonic(), msg["method"], msg.get("params", {})))
-        return msg
-
-    def call(self, method, **params):
-        self.next_id += 1
-        mid = self.next_id
-        self.ws.send(json.dumps({"id": mid, "method": method, "params": params}))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            msg = self._read(max(0.05, deadline - time.monotonic()))
-            if msg and msg.get("id") == mid:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-        raise RuntimeError(f"{method}: no answer in 30 s")
-
-    def pump(self, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self._read(max(0.01, deadline - time.monotonic()))
-
-    def close(self):
-        try:
-            self.ws.close()
-        except Exception:
-            pass
-
-
-class Chromium:
-    def __init__(self, scratch):
-        self.profile = tempfile.mkdtemp(prefix="profile-", dir=scratch)
-        self.log = open(os.path.join(self.profile, "chromium.log"), "wb")
-        chromium = os.environ.get("CHROMIUM", "chromium")
-        self.proc = subprocess.Popen(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        port_file = os.path.join(self.profile, "DevToolsActivePort")
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                sys.exit(f"chromium exited with {self.proc.returncode}: see {self.log.name}")
-            if os.path.exists(port_file):
-                lines = open(port_file).read().split("\n")
-                if len(lines) >= 2 and lines[0].strip():
-                    self.port = int(lines[0])
-                    break
-            if time.monotonic() > deadline:
-                self.stop()
-                sys.exit("chromium wrote no DevToolsActivePort in 30 s")
-            time.sleep(0.1)
-        deadline = time.monotonic() + 15
-        while True:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=5) as r:
-                pages = [t for t in json.load(r) if t.get("type") == "page"]
-            if pages:
-                self.page_ws = pages[0]["webSocketDebuggerUrl"]
-                break
-            if time.monotonic() > deadline:
-                self.stop()
-                sys.exit("chromium shows no page target")
-            time.sleep(0.1)
-
-    def version(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/version", timeout=5) as r:
-            return json.load(r).get("Browser", "")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                # Its own process group (start_new_session): the renderers and GPU process go too.
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 PAGE_STATE_JS = r"""

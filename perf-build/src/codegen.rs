@@ -11,7 +11,7 @@ use crate::refs::url_encode;
 use crate::{Error, compress::Variants};
 
 /// The format version the generated code is written for (see `perf_rt::codegen`).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Names of the generated files, relative to the output directory.
 pub const ASSETS_FILE: &str = "perf_assets.rs";
@@ -52,7 +52,13 @@ pub fn import_map(assets: &[Built], prefix: &str) -> String {
 }
 
 /// Renders the three generated files for `assets`, whose bytes live in `blob_dir`.
-pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path) -> Generated {
+pub fn render(
+    assets: &[Built],
+    prefix: &str,
+    static_dir: &str,
+    templates_dir: &str,
+    blob_dir: &Path,
+) -> Generated {
     let blob = |name: String| lit(&blob_dir.join(name).to_string_lossy());
     let index: std::collections::HashMap<&str, usize> = assets
         .iter()
@@ -108,12 +114,38 @@ pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path)
                 format!("::core::option::Option::Some(&__PERF_IMAGE_{i})")
             }
         };
+        let critical = match &a.critical {
+            None => "::core::option::Option::None".to_string(),
+            Some(info) => {
+                let sheets = info
+                    .stylesheets
+                    .iter()
+                    .filter_map(|s| index.get(s.as_str()))
+                    .map(|j| format!("&__PERF_ASSET_{j}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let loader = match index.get(crate::critical::LOADER) {
+                    Some(j) => format!("::core::option::Option::Some(&__PERF_ASSET_{j})"),
+                    None => "::core::option::Option::None".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "#[doc(hidden)]\npub static __PERF_CRITICAL_{i}: ::perf_rt::codegen::Critical = ::perf_rt::codegen::Critical {{\n    \
+                     template: {},\n    css: include_str!({}),\n    csp_hash: {},\n    asset: &__PERF_ASSET_{i},\n    \
+                     stylesheets: &[{sheets}],\n    loader: {loader},\n}};",
+                    lit(&info.template),
+                    blob(blob_name(&a.sha256, "id")),
+                    lit(&crate::hash::csp_sha256(&a.identity)),
+                );
+                format!("::core::option::Option::Some(&__PERF_CRITICAL_{i})")
+            }
+        };
         let _ = writeln!(
             out,
             "static __PERF_ASSET_{i}: ::perf_rt::codegen::Asset = ::perf_rt::codegen::Asset {{\n    \
              path: {},\n    hashed_path: {},\n    url: {},\n    content_type: {},\n    integrity: {},\n    \
              etags: [{}, {}, {}, {}],\n    identity: include_bytes!({}),\n    brotli: {},\n    zstd: {},\n    \
-             gzip: {},\n    imports: &[{}],\n    image: {image},\n}};",
+             gzip: {},\n    imports: &[{}],\n    image: {image},\n    critical: {critical},\n}};",
             lit(&a.logical),
             lit(&a.hashed),
             lit(&format!("{prefix}/{}", url_encode(&a.hashed))),
@@ -274,6 +306,49 @@ pub fn render(assets: &[Built], prefix: &str, static_dir: &str, blob_dir: &Path)
             );
         }
     }
+    let criticals: Vec<(usize, &Built)> = assets
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.critical.is_some())
+        .collect();
+    let known_templates = criticals
+        .iter()
+        .filter_map(|(_, a)| a.critical.as_ref().map(|c| lit(&c.template)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (root, perf_rt, out) in [
+        ("crate", "::perf_rt", &mut macro_local),
+        ("$crate", "$crate::__perf_rt", &mut macro_export),
+    ] {
+        let mut arms = String::new();
+        for (i, a) in &criticals {
+            if let Some(c) = &a.critical {
+                let _ = writeln!(
+                    arms,
+                    "    ({}) => {{ &{root}::__PERF_CRITICAL_{i} }};",
+                    lit(&c.template)
+                );
+            }
+        }
+        let (attrs, tail) = if root == "crate" {
+            (
+                "#[allow(unused_macros)]\n",
+                "#[allow(unused_imports)]\npub(crate) use critical_css;\n".to_string(),
+            )
+        } else {
+            ("#[macro_export]\n", String::new())
+        };
+        let _ = write!(
+            out,
+            "/// A template's critical CSS, checked at compile time: `{{{{ critical_css!(\"index.html\") }}}}`\n\
+             /// in `<head>` inlines it (with the request's CSP nonce) and loads the full\n\
+             /// stylesheets without blocking the first paint.\n\
+             {attrs}macro_rules! critical_css {{\n{arms}    \
+             ($name:literal) => {{ {perf_rt}::codegen::unknown_asset!(critical_css, {}, $name, [{known_templates}]) }};\n    \
+             ($($other:tt)*) => {{ ::core::compile_error!(\"critical_css! takes a template's path as a string literal: critical_css!(\\\"index.html\\\")\") }};\n}}\n{tail}",
+            lit(templates_dir)
+        );
+    }
     macro_export.push_str("#[doc(hidden)]\npub use ::perf_rt as __perf_rt;\n");
     Generated {
         assets: out,
@@ -290,6 +365,7 @@ pub fn write(
     assets: &[Built],
     prefix: &str,
     static_dir: &str,
+    templates_dir: &str,
 ) -> Result<(), Error> {
     let blob_dir = out_dir.join(BLOB_DIR);
     std::fs::create_dir_all(&blob_dir).map_err(|e| Error::io(&blob_dir, e))?;
@@ -314,7 +390,7 @@ pub fn write(
             wanted.insert(name);
         }
     }
-    let generated = render(assets, prefix, static_dir, &blob_dir);
+    let generated = render(assets, prefix, static_dir, templates_dir, &blob_dir);
     for (name, text) in [
         (ASSETS_FILE, &generated.assets),
         (MACRO_FILE, &generated.macro_local),

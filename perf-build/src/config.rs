@@ -41,6 +41,44 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// How images are resized and encoded (`[package.metadata.perf.images]`).
     pub images: ImageConfig,
+    /// Critical CSS per template (`[package.metadata.perf.critical]`).
+    pub critical: CriticalConfig,
+}
+
+/// What a template whose critical CSS is over budget does to the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OverBudget {
+    /// A build warning (the default).
+    Warn,
+    /// A build error.
+    Error,
+}
+
+/// Settings of critical CSS: `[package.metadata.perf.critical]`, or
+/// `PERF_BUILD_CRITICAL_*` variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CriticalConfig {
+    /// Extract critical CSS for the templates (default on).
+    pub enabled: bool,
+    /// The most critical CSS a template may inline, in gzip bytes (default 14 336: what
+    /// fits in the first round trip of a new TCP connection with the rest of the page).
+    pub budget: u64,
+    /// A template over budget is a warning (default) or an error.
+    pub over_budget: OverBudget,
+    /// Classes (`is-open`, `.is-open`, `mood-*`), ids (`#menu`) or tag names that count as
+    /// present in every template: what scripts add, or expressions write whole.
+    pub safelist: Vec<String>,
+}
+
+impl Default for CriticalConfig {
+    fn default() -> Self {
+        CriticalConfig {
+            enabled: true,
+            budget: 14 * 1024,
+            over_budget: OverBudget::Warn,
+            safelist: Vec::new(),
+        }
+    }
 }
 
 /// When AVIF variants are encoded: AVIF is the slow encoder.
@@ -125,6 +163,7 @@ impl Default for Config {
             templates_dir: "templates".into(),
             cache_dir: None,
             images: ImageConfig::default(),
+            critical: CriticalConfig::default(),
         }
     }
 }
@@ -150,6 +189,10 @@ pub const ENV_VARS: &[&str] = &[
     "PERF_BUILD_IMAGES_PNG_LEVEL",
     "PERF_BUILD_IMAGES_MAX_PIXELS",
     "PERF_BUILD_IMAGES_PLACEHOLDERS",
+    "PERF_BUILD_CRITICAL_ENABLED",
+    "PERF_BUILD_CRITICAL_BUDGET",
+    "PERF_BUILD_CRITICAL_OVER_BUDGET",
+    "PERF_BUILD_CRITICAL_SAFELIST",
 ];
 
 /// One source of settings: a metadata table or the environment.
@@ -217,6 +260,9 @@ const IMAGE_KEYS: &[&str] = &[
     "max-pixels",
     "placeholders",
 ];
+
+/// The keys of `[package.metadata.perf.critical]`.
+const CRITICAL_KEYS: &[&str] = &["enabled", "budget", "over-budget", "safelist"];
 
 fn origin(from_env: bool, key: &str) -> String {
     if from_env {
@@ -361,7 +407,8 @@ impl Config {
                 _ => unreachable!("every key of KEYS is handled"),
             }
         }
-        self.images.apply(source, from_env)
+        self.images.apply(source, from_env)?;
+        self.critical.apply(source, from_env)
     }
 
     /// Reads `[package.metadata.perf]` of the manifest, then the environment.
@@ -371,23 +418,25 @@ impl Config {
     pub fn from_manifest(manifest: &Path) -> Result<Config, Error> {
         let mut config = Config::default();
         if let Some(table) = read_metadata(manifest)? {
-            if let Some(Value::Object(images)) = table.get("images") {
-                for key in images.keys() {
-                    if !IMAGE_KEYS.contains(&key.as_str()) {
-                        return Err(Error::Config {
-                            source_of_value: format!(
-                                "Cargo.toml [package.metadata.perf.images] {key}"
-                            ),
-                            message: format!(
-                                "unknown setting; the settings are {}",
-                                IMAGE_KEYS.join(", ")
-                            ),
-                        });
+            for (name, keys) in [("images", IMAGE_KEYS), ("critical", CRITICAL_KEYS)] {
+                if let Some(Value::Object(sub)) = table.get(name) {
+                    for key in sub.keys() {
+                        if !keys.contains(&key.as_str()) {
+                            return Err(Error::Config {
+                                source_of_value: format!(
+                                    "Cargo.toml [package.metadata.perf.{name}] {key}"
+                                ),
+                                message: format!(
+                                    "unknown setting; the settings are {}",
+                                    keys.join(", ")
+                                ),
+                            });
+                        }
                     }
                 }
             }
             for key in table.keys() {
-                if !KEYS.contains(&key.as_str()) && key != "images" {
+                if !KEYS.contains(&key.as_str()) && key != "images" && key != "critical" {
                     let near = KEYS
                         .iter()
                         .find(|k| k.replace('-', "_") == *key || key.starts_with(&k[..3]));
@@ -494,6 +543,60 @@ impl ImageConfig {
                     }
                 }
                 _ => unreachable!("every key of IMAGE_KEYS is handled"),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CriticalConfig {
+    fn apply(&mut self, source: &dyn Source, from_env: bool) -> Result<(), Error> {
+        for name in CRITICAL_KEYS {
+            let key = format!("critical.{name}");
+            let key = key.as_str();
+            let Some(value) = source.get(key) else {
+                continue;
+            };
+            let value = value?;
+            match *name {
+                "enabled" => self.enabled = as_bool(&value, from_env, key)?,
+                "budget" => self.budget = as_whole(&value, from_env, key, 0.0..=1e9)?,
+                "over-budget" => {
+                    self.over_budget = match as_string(&value, from_env, key)?.trim() {
+                        "warn" => OverBudget::Warn,
+                        "error" => OverBudget::Error,
+                        other => {
+                            return Err(Error::Config {
+                                source_of_value: origin(from_env, key),
+                                message: format!(
+                                    "`{other}` is not a choice: write \"warn\" or \"error\""
+                                ),
+                            });
+                        }
+                    }
+                }
+                "safelist" => {
+                    self.safelist = match value {
+                        Value::String(s) => s
+                            .split(',')
+                            .map(|q| q.trim().to_string())
+                            .filter(|q| !q.is_empty())
+                            .collect(),
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|i| as_string(i, from_env, key))
+                            .collect::<Result<_, _>>()?,
+                        other => {
+                            return Err(Error::Config {
+                                source_of_value: origin(from_env, key),
+                                message: format!(
+                                    "`{other}` is not a list: write [\"is-open\", \"mood-*\"]"
+                                ),
+                            });
+                        }
+                    }
+                }
+                _ => unreachable!("every key of CRITICAL_KEYS is handled"),
             }
         }
         Ok(())

@@ -42,7 +42,7 @@ impl Css {
 
     /// The resolved targets, and a description of the browsers they name (for cache keys:
     /// the same query names other browsers once the browser data is updated).
-    fn targets(&self) -> Result<&(Targets, String), Error> {
+    pub(crate) fn targets(&self) -> Result<&(Targets, String), Error> {
         self.targets
             .get_or_init(|| {
                 let browsers = self.browsers()?;

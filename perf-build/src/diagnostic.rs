@@ -74,6 +74,19 @@ fn locate(e: &Error) -> Option<Located<'_>> {
             label: "not embedded",
             hint: hint.as_ref().map(|h| format!("did you mean \"{h}\"?")),
         },
+        Error::Template {
+            path,
+            line,
+            column,
+            message,
+        } => Located {
+            message: format!("template error: {message}"),
+            path,
+            line: *line,
+            column: *column,
+            label: "here",
+            hint: None,
+        },
         _ => return None,
     })
 }

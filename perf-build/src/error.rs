@@ -108,6 +108,34 @@ pub enum Error {
         /// The closest embedded asset.
         hint: Option<String>,
     },
+    /// A template cannot be read for its critical CSS (askama cannot parse it, or it
+    /// names a template that does not exist).
+    #[error("{}:{line}:{column}: template error: {message}", path.display())]
+    Template {
+        /// The template.
+        path: PathBuf,
+        /// Line, from 1.
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// What is wrong.
+        message: String,
+    },
+    /// A template's critical CSS is over its budget and the budget is set to fail.
+    #[error(
+        "{}: critical CSS of {template} is {gzip} bytes gzip, over the budget of {budget} ([package.metadata.perf.critical] budget; over-budget = \"error\")",
+        path.display()
+    )]
+    CriticalBudget {
+        /// The template's file.
+        path: PathBuf,
+        /// The template's name.
+        template: String,
+        /// Its critical CSS, gzip-compressed, in bytes.
+        gzip: u64,
+        /// The budget, in bytes.
+        budget: u64,
+    },
     /// A configuration value is invalid.
     #[error("{}: {message}", source_of_value)]
     Config {

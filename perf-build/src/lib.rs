@@ -34,6 +34,7 @@ mod check;
 mod codegen;
 mod compress;
 mod config;
+mod critical;
 mod css;
 mod diagnostic;
 mod discover;
@@ -53,9 +54,9 @@ mod transform;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use config::{AvifWhen, Config, ImageConfig, Quality};
+pub use config::{AvifWhen, Config, CriticalConfig, ImageConfig, OverBudget, Quality};
 pub use error::Error;
-pub use report::{AssetReport, ImageReport, Report, VariantReport};
+pub use report::{AssetReport, CriticalReport, ImageReport, Report, VariantReport};
 
 /// Runs the pipeline with the package's configuration: `[package.metadata.perf]`, then
 /// `PERF_BUILD_*` variables. The whole of a typical `build.rs`.
@@ -204,6 +205,12 @@ impl Builder {
         self
     }
 
+    /// Critical CSS per template: on or off, budget, safelist ([`CriticalConfig`]).
+    pub fn critical(mut self, critical: CriticalConfig) -> Self {
+        self.config.critical = critical;
+        self
+    }
+
     /// Where the content-addressed cache lives.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.cache_dir = Some(dir.into());
@@ -267,7 +274,7 @@ impl Builder {
         let templates = self.root.join(&self.config.templates_dir);
         if self.cargo {
             cargo::rerun_if_changed(&static_dir);
-            if self.check_templates && templates.is_dir() {
+            if (self.check_templates || self.config.critical.enabled) && templates.is_dir() {
                 cargo::rerun_if_changed(&templates);
             }
         }
@@ -308,13 +315,54 @@ impl Builder {
         })?;
         let output = self.pipeline(None, &|_, _| {})?;
         let static_dir = self.config.static_dir.to_string_lossy().replace('\\', "/");
+        let templates_dir = self
+            .config
+            .templates_dir
+            .to_string_lossy()
+            .replace('\\', "/");
         codegen::write(
             &out_dir,
             &output.assets,
             &self.config.url_prefix,
             &static_dir,
+            &templates_dir,
         )?;
+        for w in &output.warnings {
+            if self.cargo {
+                cargo::warning(w);
+            }
+        }
         Ok(Report::new(&output, &self.config.url_prefix))
+    }
+
+    /// The critical CSS of one template (relative to the templates directory), as
+    /// `critical_css!` would inline it, and the stylesheets it stands in for; `None` when
+    /// the template links no stylesheet. The assets are built (and cached) as by
+    /// [`Builder::build_dist`], in `cache_dir` or `fallback_cache`.
+    pub fn critical_css(
+        mut self,
+        template: &str,
+        fallback_cache: &Path,
+    ) -> Result<Option<(String, Vec<String>)>, Error> {
+        // Only the one template: the pipeline itself skips the critical stage.
+        let mut config = self.config.clone();
+        self.config.critical.enabled = false;
+        let output = self.pipeline(Some(fallback_cache), &|_, _| {})?;
+        config.critical.enabled = true;
+        let cache = self.cache(Some(fallback_cache));
+        let targets = css::Css::new(&config, &cache).targets()?.0;
+        let known: Vec<critical::Known> = output
+            .assets
+            .iter()
+            .map(|a| critical::Known {
+                logical: &a.logical,
+                hashed: &a.hashed,
+                bytes: &a.identity,
+                file: &a.source,
+                placeholder: a.image.as_ref().is_some_and(|i| i.placeholder.is_some()),
+            })
+            .collect();
+        critical::one(template, &known, &config, &self.root, targets)
     }
 
     /// Runs the pipeline outside Cargo and writes the hashed files, their `.br`, `.gz`

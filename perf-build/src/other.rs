@@ -29,6 +29,7 @@ impl AssetKind for Other {
             map: None,
             module: false,
             image: None,
+            critical: None,
         }))
     }
 }

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::cache::Cache;
 use crate::compress::{self, Variants};
 use crate::config::{Config, Quality};
+use crate::critical::{self, CriticalInfo};
 use crate::discover::{Input, discover};
 use crate::finish::Final;
 use crate::images::{self, ImageInfo, manifest};
@@ -48,6 +49,8 @@ pub struct Built {
     pub is_js: bool,
     /// An image's size, placeholder and variants.
     pub image: Option<ImageInfo>,
+    /// A template's critical CSS: which template, which stylesheets.
+    pub critical: Option<CriticalInfo>,
 }
 
 /// The result of a pipeline run.
@@ -61,6 +64,8 @@ pub struct Output {
     pub cache_misses: usize,
     /// Wall time.
     pub elapsed: Duration,
+    /// What the build should say without failing (critical CSS over budget).
+    pub warnings: Vec<String>,
 }
 
 /// A piece on its way through the pipeline, with the input it came from.
@@ -117,6 +122,14 @@ pub fn run(
             builtin: Some(manifest::OPTIMIZER_SOURCE),
         });
     }
+    let with_critical = critical::wanted(config, root);
+    if with_critical {
+        inputs.push(Input {
+            logical: critical::LOADER.to_string(),
+            file: critical::loader_path(),
+            builtin: Some(critical::LOADER_SOURCE),
+        });
+    }
     let progress = Progress {
         hits: AtomicUsize::new(0),
         misses: AtomicUsize::new(0),
@@ -140,6 +153,23 @@ pub fn run(
         // A file of the application's own may not take a derived file's name.
         unique_names(&units)?;
     }
+    let mut warnings = Vec::new();
+    if with_critical {
+        let targets = css::Css::new(config, cache).targets()?.0;
+        let outcome = critical::derive(&units, &finals, config, root, cache, targets)?;
+        if let Some(hit) = outcome.cache_hit {
+            progress.hit(hit);
+        }
+        warnings = outcome.warnings;
+        if !outcome.derived.is_empty() {
+            for (unit, fin) in outcome.derived {
+                units.push(unit);
+                finals.push(fin);
+                imports.push(Vec::new());
+            }
+            unique_names(&units)?;
+        }
+    }
     let mut assets = precompress_all(units, finals, imports, config, cache, &progress);
     assets.sort_by(|a, b| a.logical.cmp(&b.logical));
     Ok(Output {
@@ -147,6 +177,7 @@ pub fn run(
         cache_hits: progress.hits.load(Ordering::Relaxed),
         cache_misses: progress.misses.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
+        warnings,
     })
 }
 
@@ -252,6 +283,7 @@ fn precompress_all(
                 module: false,
                 imports: Vec::new(),
                 image: None,
+                critical: None,
             });
         }
         jobs.push(Job {
@@ -261,6 +293,7 @@ fn precompress_all(
             module: unit.piece.module,
             imports,
             image: unit.piece.image,
+            critical: unit.piece.critical,
         });
     }
     let steps = progress.done.load(Ordering::Relaxed) + jobs.len();
@@ -273,6 +306,7 @@ fn precompress_all(
                 module,
                 imports,
                 image,
+                critical,
             } = job;
             let content_type = mime::content_type(&fin.logical);
             let sha256 = hash::sha256_hex(&fin.bytes);
@@ -314,6 +348,7 @@ fn precompress_all(
                 sha256,
                 imports,
                 image,
+                critical,
             }
         })
         .collect()
@@ -327,6 +362,7 @@ struct Job {
     module: bool,
     imports: Vec<String>,
     image: Option<ImageInfo>,
+    critical: Option<CriticalInfo>,
 }
 
 /// Cache format of the compressed variants: three length-prefixed optional blobs.

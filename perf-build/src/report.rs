@@ -29,6 +29,20 @@ pub struct AssetReport {
     /// An image's intrinsic size, placeholder and every variant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageReport>,
+    /// A template's critical CSS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critical: Option<CriticalReport>,
+}
+
+/// The critical-CSS part of an [`AssetReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CriticalReport {
+    /// The template, relative to the templates directory.
+    pub template: String,
+    /// Logical paths of the full stylesheets the page loads after its first paint.
+    pub stylesheets: Vec<String>,
+    /// Gzip bytes of the critical CSS over gzip bytes of those stylesheets.
+    pub share: f64,
 }
 
 /// The image part of an [`AssetReport`].
@@ -89,6 +103,8 @@ pub struct Report {
     pub cache_misses: usize,
     /// Wall time of the pipeline.
     pub elapsed: Duration,
+    /// What the build says without failing (critical CSS over budget).
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -137,11 +153,31 @@ impl Report {
                             })
                             .collect(),
                     }),
+                    critical: a.critical.as_ref().map(|c| {
+                        let gz =
+                            |b: &Built| b.variants.gzip.as_ref().map_or(b.identity.len(), Vec::len);
+                        let full: usize = c
+                            .stylesheets
+                            .iter()
+                            .filter_map(|s| by_logical.get(s.as_str()))
+                            .map(|b| gz(b))
+                            .sum();
+                        CriticalReport {
+                            template: c.template.clone(),
+                            stylesheets: c.stylesheets.clone(),
+                            share: if full == 0 {
+                                0.0
+                            } else {
+                                gz(a) as f64 / full as f64
+                            },
+                        }
+                    }),
                 })
                 .collect(),
             cache_hits: output.cache_hits,
             cache_misses: output.cache_misses,
             elapsed: output.elapsed,
+            warnings: output.warnings.clone(),
         }
     }
 
@@ -196,6 +232,31 @@ impl Report {
                 opt(b.brotli),
                 opt(b.zstd)
             ));
+        }
+        let critical: Vec<&AssetReport> = self
+            .assets
+            .iter()
+            .filter(|a| a.critical.is_some())
+            .collect();
+        if !critical.is_empty() {
+            out.push_str(&format!(
+                "\n{:<width$}  {:>10}  {:>10}  {:>10}\n",
+                "critical CSS (template)", "raw", "gzip", "of full"
+            ));
+            for a in critical {
+                let c = a.critical.as_ref().expect("filtered");
+                out.push_str(&format!(
+                    "{:<width$}  {:>10}  {:>10}  {:>9.0}%\n",
+                    c.template,
+                    kb(a.bytes.minified),
+                    opt(a.bytes.gzip),
+                    c.share * 100.0
+                ));
+            }
+            out.push('\n');
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
         }
         out.push_str(&format!(
             "{} assets: {} raw, {} minified, {} brotli; {} stage results cached, {} computed, in {:.2?}\n",

@@ -122,6 +122,7 @@ mod tests {
                 map: None,
                 module,
                 image: None,
+                critical: None,
             },
             file: format!("static/{logical}").into(),
             raw_len: 0,

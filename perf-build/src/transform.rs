@@ -68,6 +68,9 @@ pub struct Piece {
     /// An image's size, placeholder and variants (on its main piece).
     #[serde(default)]
     pub image: Option<crate::images::ImageInfo>,
+    /// A template's critical CSS: the template and the stylesheets it stands in for.
+    #[serde(default)]
+    pub critical: Option<crate::critical::CriticalInfo>,
 }
 
 /// The output of a kind for one input: a pure function of the input bytes and the kind's
@@ -102,6 +105,7 @@ impl Transformed {
             map: map.map(|json| SourceMap { json, comment }),
             module,
             image: None,
+            critical: None,
         })
     }
 
@@ -191,6 +195,7 @@ mod tests {
                     }),
                     module: false,
                     image: None,
+                    critical: None,
                 },
                 Piece {
                     logical: "img/a.webp".into(),
@@ -199,6 +204,7 @@ mod tests {
                     map: None,
                     module: false,
                     image: None,
+                    critical: None,
                 },
             ],
         };

@@ -11,6 +11,8 @@
 //!   `#[optimize_query]`).
 //! - [`monitor`]: request timing, query analysis (N+1), process resources, application
 //!   metrics, browser metrics; [`endpoints`] publishes them (JSON, Prometheus, dashboard).
+//! - [`csp`]: a Content-Security-Policy layer with a nonce per request, which
+//!   `critical_css!` and the asset tags pick up.
 //! - [`compression`]: br/zstd/gzip for dynamic responses, leaving embedded assets alone.
 //! - [`suite`]: `init_performance_suite(router, Config::from_env()?)` wires all of the
 //!   above into an axum router.
@@ -27,6 +29,9 @@ pub mod assets;
 
 #[cfg(feature = "askama")]
 pub mod askama_filters;
+
+#[cfg(feature = "assets")]
+pub mod csp;
 
 #[cfg(feature = "cache")]
 pub mod cache;

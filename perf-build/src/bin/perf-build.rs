@@ -21,6 +21,41 @@ struct Cli {
 enum Command {
     /// Builds every asset of a folder into a dist folder with a manifest.json.
     Build(BuildArgs),
+    /// Writes the critical CSS of one askama template: the rules of the stylesheets it
+    /// links that can match its markup (above a `{# perf:fold #}` marker, if it has one).
+    Critical(CriticalArgs),
+}
+
+#[derive(Args)]
+struct CriticalArgs {
+    /// The assets (the stylesheets the template links are built from here).
+    #[arg(long, value_name = "DIR")]
+    static_dir: PathBuf,
+    /// The askama templates.
+    #[arg(long, value_name = "DIR")]
+    templates_dir: PathBuf,
+    /// The template, relative to the templates directory: landing.html.
+    #[arg(long, value_name = "NAME")]
+    template: String,
+    /// Where the critical CSS goes ("-": standard output).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// URL prefix the assets are served under (the CSS's url()s become absolute).
+    #[arg(long, value_name = "PREFIX", default_value = "/static")]
+    url_prefix: String,
+    /// Browserslist queries for CSS, comma-separated.
+    #[arg(long, value_name = "QUERY", default_value = "defaults")]
+    targets: String,
+    /// Classes, #ids or tags to keep whatever the template shows (`mood-*` for a prefix);
+    /// repeat or separate with commas.
+    #[arg(long, value_name = "ENTRY", value_delimiter = ',')]
+    safelist: Vec<String>,
+    /// The content-addressed cache (default: .perf-cache in the system's temp folder).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -55,11 +90,85 @@ struct BuildArgs {
     /// Print no size table and no progress.
     #[arg(long)]
     quiet: bool,
+    /// The askama templates: writes each template's critical CSS as
+    /// `_perf/critical/<template>.css` too.
+    #[arg(long, value_name = "DIR")]
+    templates_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Build(args) => build(args),
+        Command::Critical(args) => critical(args),
+    }
+}
+
+fn critical(args: CriticalArgs) -> ExitCode {
+    let started = std::time::Instant::now();
+    let mut builder = perf_build::Builder::new()
+        .cargo_instructions(false)
+        .root(".")
+        .static_dir(&args.static_dir)
+        .templates_dir(&args.templates_dir)
+        .url_prefix(args.url_prefix)
+        .targets(args.targets.split(',').map(str::trim))
+        .precompress(false)
+        .check_templates(false)
+        .critical(perf_build::CriticalConfig {
+            safelist: args.safelist.clone(),
+            ..perf_build::CriticalConfig::default()
+        });
+    if let Some(dir) = &args.cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    let fallback = std::env::temp_dir().join("perf-build-cache");
+    let result = builder
+        .critical_css(&args.template, &fallback)
+        .and_then(|found| {
+            let (css, sheets) = found.unwrap_or_default();
+            if args.out.as_os_str() == "-" {
+                print!("{css}");
+            } else {
+                std::fs::write(&args.out, &css).map_err(|e| perf_build::Error::Io {
+                    path: args.out.clone(),
+                    source: e,
+                })?;
+            }
+            Ok((css, sheets))
+        });
+    match result {
+        Ok((css, sheets)) => {
+            if !args.quiet && args.out.as_os_str() != "-" {
+                let gzip = {
+                    use std::io::Write as _;
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                    let _ = e.write_all(css.as_bytes());
+                    e.finish().map(|v| v.len()).unwrap_or(0)
+                };
+                if sheets.is_empty() {
+                    eprintln!(
+                        "{} links no stylesheet: wrote an empty {}",
+                        args.template,
+                        args.out.display()
+                    );
+                } else {
+                    eprintln!(
+                        "wrote {} ({} bytes, {} gzip) from {} in {:.0?}",
+                        args.out.display(),
+                        css.len(),
+                        gzip,
+                        sheets.join(", "),
+                        started.elapsed()
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.render(Path::new(".")));
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -74,7 +183,14 @@ fn build(args: BuildArgs) -> ExitCode {
         .precompress(!args.no_precompress)
         .targets(args.targets.split(',').map(str::trim))
         // No template checks outside Cargo: there is no askama crate to check against.
-        .check_templates(false);
+        .check_templates(false)
+        .critical(perf_build::CriticalConfig {
+            enabled: args.templates_dir.is_some(),
+            ..perf_build::CriticalConfig::default()
+        });
+    if let Some(dir) = &args.templates_dir {
+        builder = builder.templates_dir(dir);
+    }
     if args.fast {
         builder = builder.quality(perf_build::Quality::Fast);
     }
@@ -104,6 +220,10 @@ fn build(args: BuildArgs) -> ExitCode {
         Ok(report) => {
             if !args.quiet {
                 print!("{}", report.table());
+            } else {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
             }
             println!("wrote {}", args.dist_dir.join("manifest.json").display());
             ExitCode::SUCCESS

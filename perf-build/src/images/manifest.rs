@@ -117,6 +117,7 @@ pub fn derive(units: &[Unit], finals: &[Final], prefix: &str) -> Vec<(Unit, Fina
                 map: None,
                 module: false,
                 image: None,
+                critical: None,
             },
             file: source.clone(),
         };

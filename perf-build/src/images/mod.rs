@@ -187,6 +187,7 @@ fn piece(logical: String, bytes: Vec<u8>) -> Piece {
         map: None,
         module: false,
         image: None,
+        critical: None,
     }
 }
 

@@ -335,6 +335,7 @@ mod tests {
             gzip: None,
             imports: &[],
             image: None,
+            critical: None,
         }
     }
 

@@ -19,6 +19,7 @@
 //! negotiation with q-values over brotli, zstd, gzip and identity (406 when the client
 //! refuses every one); `If-None-Match` (lists, weak comparison, `*`) → 304.
 
+mod critical;
 mod image;
 mod negotiate;
 mod path;
@@ -27,6 +28,7 @@ mod service;
 #[cfg(feature = "axum")]
 mod router;
 
+pub use critical::{Critical, WithNonce};
 pub use image::{Image, ImageFormat, ImageSource, Picture, Preload};
 pub use negotiate::Encoding;
 pub use service::AssetService;
@@ -64,6 +66,9 @@ pub struct Asset {
     /// For an image's main asset (served at its logical path): every variant perf-build
     /// made of it.
     pub image: Option<&'static Image>,
+    /// For a template's critical CSS (`_perf/critical/<template>.css`): what
+    /// `critical_css!` renders.
+    pub critical: Option<&'static Critical>,
 }
 
 impl Asset {
@@ -171,12 +176,33 @@ impl Assets {
     }
 
     /// A `<script type="importmap">` element carrying [`Assets::import_map`], to place in
-    /// `<head>` before any module script.
+    /// `<head>` before any module script; with the request's CSP nonce inside a
+    /// [`ContentSecurityPolicy`](crate::csp) layer.
     pub fn import_map_tag(&self) -> String {
         format!(
-            "<script type=\"importmap\">{}</script>",
+            "<script type=\"importmap\"{}>{}</script>",
+            crate::csp::nonce_attribute(),
             self.import_map.replace("</", "<\\/")
         )
+    }
+
+    /// The critical CSS of a template (relative to the templates directory), for names
+    /// chosen at run time; `critical_css!("index.html")` checks literal names at compile
+    /// time.
+    pub fn critical(&self, template: &str) -> Option<&'static Critical> {
+        self.get(&format!("_perf/critical/{template}.css"))
+            .and_then(|a| a.critical)
+    }
+
+    /// The `style-src` sources (`'sha256-…'`, space-separated) that let every template's
+    /// inline critical CSS through a static Content-Security-Policy without nonces.
+    pub fn critical_csp_hashes(&self) -> String {
+        self.list
+            .iter()
+            .filter_map(|a| a.critical)
+            .map(|c| format!("'{}'", c.csp_hash))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// `<link rel="modulepreload">` elements for every local module that the module at
@@ -232,8 +258,11 @@ impl Assets {
             self.get("_perf/images.json"),
         ) {
             (Some(script), Some(manifest)) => format!(
-                "<script src=\"{}\" integrity=\"{}\" data-manifest=\"{}\" defer></script>",
-                script.url, script.integrity, manifest.url
+                "<script src=\"{}\" integrity=\"{}\" data-manifest=\"{}\" defer{}></script>",
+                script.url,
+                script.integrity,
+                manifest.url,
+                crate::csp::nonce_attribute()
             ),
             _ => String::new(),
         }

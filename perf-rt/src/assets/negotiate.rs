@@ -297,6 +297,7 @@ mod tests {
         gzip: Some(b"g"),
         imports: &[],
         image: None,
+        critical: None,
     };
 
     static PLAIN: Asset = Asset {

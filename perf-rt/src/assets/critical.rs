@@ -1,0 +1,143 @@
+//! A template's critical CSS, as `critical_css!("index.html")` renders it in `<head>`: the
+//! CSS inline, then every full stylesheet loaded without blocking the first paint.
+
+use std::fmt;
+
+use super::Asset;
+
+/// The critical CSS perf-build extracted for one template. Its `Display` is the markup
+/// for `<head>`:
+///
+/// - `<style>` with the critical CSS (and the request's CSP nonce, when
+///   [`csp`](crate::csp) set one; otherwise [`Critical::csp_hash`] lets it through a
+///   static policy);
+/// - for each full stylesheet: `<link rel="preload" as="style">` (fetched early, at high
+///   priority), `<link rel="stylesheet" media="print" data-perf-defer>` (applies nothing
+///   until the loader switches it to all media, so it blocks nothing) and a `<noscript>`
+///   link for browsers without JavaScript;
+/// - the loader, an external deferred script: no inline script, no `onload=` attribute.
+///
+/// The full stylesheets keep their hashed, immutable URLs, so a returning visitor's cache
+/// still applies.
+#[derive(Debug)]
+pub struct Critical {
+    /// The template, relative to the templates directory: `index.html`.
+    pub template: &'static str,
+    /// The critical CSS, minified, URLs absolute.
+    pub css: &'static str,
+    /// `sha256-…` of [`Critical::css`]: the `style-src` source that allows the inline
+    /// `<style>` without a nonce.
+    pub csp_hash: &'static str,
+    /// The critical CSS as an asset of its own (`_perf/critical/index.html.css`).
+    pub asset: &'static Asset,
+    /// The full stylesheets, in the page's order.
+    pub stylesheets: &'static [&'static Asset],
+    /// The script that applies the deferred stylesheets (`_perf/critical.js`).
+    pub loader: Option<&'static Asset>,
+}
+
+impl Critical {
+    /// The markup with an explicit nonce (for applications that make their own).
+    pub fn with_nonce<'a>(&'a self, nonce: &'a str) -> WithNonce<'a> {
+        WithNonce {
+            critical: self,
+            nonce: Some(nonce),
+        }
+    }
+
+    /// The plain render-blocking `<link rel="stylesheet">` of every full stylesheet:
+    /// what a page without critical CSS has (for comparisons).
+    pub fn blocking_links(&self) -> String {
+        let mut out = String::new();
+        for s in self.stylesheets {
+            out.push_str(&format!(
+                "<link rel=\"stylesheet\" href=\"{}\" integrity=\"{}\">",
+                s.url, s.integrity
+            ));
+        }
+        out
+    }
+
+    fn render(&self, f: &mut fmt::Formatter<'_>, nonce: Option<&str>) -> fmt::Result {
+        let nonce_attr = |f: &mut fmt::Formatter<'_>| match nonce {
+            Some(n) => write!(f, " nonce=\"{}\"", Escaped(n)),
+            None => Ok(()),
+        };
+        f.write_str("<style")?;
+        nonce_attr(f)?;
+        write!(f, " data-perf-critical=\"{}\">", Escaped(self.template))?;
+        // perf-build escapes `</style` inside the CSS.
+        f.write_str(self.css)?;
+        f.write_str("</style>")?;
+        for s in self.stylesheets {
+            write!(
+                f,
+                "<link rel=\"preload\" as=\"style\" href=\"{0}\" integrity=\"{1}\">\
+                 <link rel=\"stylesheet\" href=\"{0}\" integrity=\"{1}\" media=\"print\" data-perf-defer>",
+                s.url, s.integrity
+            )?;
+        }
+        f.write_str("<noscript>")?;
+        for s in self.stylesheets {
+            write!(
+                f,
+                "<link rel=\"stylesheet\" href=\"{}\" integrity=\"{}\">",
+                s.url, s.integrity
+            )?;
+        }
+        f.write_str("</noscript>")?;
+        if let Some(loader) = self.loader {
+            write!(
+                f,
+                "<script src=\"{}\" integrity=\"{}\" defer",
+                loader.url, loader.integrity
+            )?;
+            nonce_attr(f)?;
+            f.write_str("></script>")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Critical {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nonce = crate::csp::nonce();
+        self.render(f, nonce.as_deref())
+    }
+}
+
+/// [`Critical`] with an explicit nonce.
+#[derive(Debug, Clone, Copy)]
+pub struct WithNonce<'a> {
+    critical: &'a Critical,
+    nonce: Option<&'a str>,
+}
+
+impl fmt::Display for WithNonce<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.critical.render(f, self.nonce)
+    }
+}
+
+/// An attribute value, escaped.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("&quot;")?,
+                '&' => f.write_str("&amp;")?,
+                '<' => f.write_str("&lt;")?,
+                '>' => f.write_str("&gt;")?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "askama")]
+impl askama::filters::HtmlSafe for Critical {}
+#[cfg(feature = "askama")]
+impl askama::filters::HtmlSafe for WithNonce<'_> {}
