@@ -59,6 +59,9 @@ pub fn app(db: Db, invalidator: SqliteInvalidator) -> Router {
     pages::routes()
         .with_state(state)
         .layer(axum::middleware::map_response(cache_policy))
+        // No inline script or style without the request's nonce: the critical CSS and the
+        // import map carry it.
+        .layer(perf_rt::csp::ContentSecurityPolicy::strict())
 }
 
 async fn cache_policy(mut response: axum::response::Response) -> axum::response::Response {

@@ -21,25 +21,32 @@ mod filters {
     pub use perf_rt::askama_filters::*;
 }
 
-/// What every page's `<head>` needs beyond `asset_url!`: computed once.
+/// What every page's `<head>` needs beyond `asset_url!`: made per request, since the
+/// inline import map and the scripts carry the request's CSP nonce.
 pub struct Layout {
     import_map: String,
     modulepreload: String,
     /// The browser-metrics script tag (empty when the suite's frontend part is off).
     vitals: String,
-    /// The placeholder stylesheet of `image!` pictures and the ImageOptimizer script.
+    /// The ImageOptimizer script (`critical_css!` loads the placeholder stylesheet with
+    /// the rest).
     images: String,
 }
 
 /// Set once by [`crate::build`] from the running suite.
 pub(crate) static VITALS_TAG: OnceLock<String> = OnceLock::new();
 
-static LAYOUT: LazyLock<Layout> = LazyLock::new(|| Layout {
-    import_map: ASSETS.import_map_tag(),
-    modulepreload: ASSETS.modulepreload_tags("js/app.js"),
-    vitals: VITALS_TAG.get().cloned().unwrap_or_default(),
-    images: ASSETS.image_placeholders_tag() + &ASSETS.image_optimizer_tag(),
-});
+/// The parts that do not depend on the request.
+static MODULEPRELOAD: LazyLock<String> = LazyLock::new(|| ASSETS.modulepreload_tags("js/app.js"));
+
+fn layout() -> Layout {
+    Layout {
+        import_map: ASSETS.import_map_tag(),
+        modulepreload: MODULEPRELOAD.clone(),
+        vitals: VITALS_TAG.get().cloned().unwrap_or_default(),
+        images: ASSETS.image_optimizer_tag(),
+    }
+}
 
 /// The photographs a reflection is illustrated with, by its id: names chosen at run time,
 /// so they go through `ASSETS.picture` rather than the compile-time `image!`.
@@ -140,7 +147,7 @@ async fn index_page(
     render(
         status,
         &IndexPage {
-            layout: &LAYOUT,
+            layout: &layout(),
             reflections,
             mood_chart,
             moods: MOODS,
@@ -231,7 +238,7 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response
         Ok(Some(reflection)) => render(
             StatusCode::OK,
             &ReflectionPage {
-                layout: &LAYOUT,
+                layout: &layout(),
                 reflection,
             },
         ),
@@ -247,7 +254,7 @@ struct AboutPage<'a> {
 }
 
 async fn about() -> Response {
-    render(StatusCode::OK, &AboutPage { layout: &LAYOUT })
+    render(StatusCode::OK, &AboutPage { layout: &layout() })
 }
 
 #[derive(Template)]
@@ -261,7 +268,7 @@ fn not_found_page(message: &str) -> Response {
     render(
         StatusCode::NOT_FOUND,
         &NotFoundPage {
-            layout: &LAYOUT,
+            layout: &layout(),
             message,
         },
     )

@@ -320,7 +320,7 @@ fn images_become_upright_variants_without_metadata_and_are_cached() {
     assert_eq!(json["prefix"], "/static");
     let css = std::fs::read_to_string(dist.join(m["_perf/images.css"]["file"].as_str().unwrap()))
         .unwrap();
-    assert!(css.contains(".perf-img.perf-loaded{background:none}"));
+    assert!(css.contains(".perf-img.perf-loaded{background-image:none}"));
     assert_eq!(
         css.matches("data:image/png;base64,").count(),
         4,

@@ -32,6 +32,9 @@ use crate::transform::Piece;
 
 pub use select::Safelist;
 
+/// Bumped with every change to what the extraction keeps (part of the cache key).
+const EXTRACTION_VERSION: u32 = 2;
+
 /// Logical path of the script that applies deferred stylesheets.
 pub const LOADER: &str = "_perf/critical.js";
 
@@ -101,7 +104,14 @@ pub fn derive(
     let dir = root.join(&config.templates_dir);
     let templates = template::Templates::load(&dir)?;
     let settings = &config.critical;
-    let options = format!("{}|{:?}|{}", config.url_prefix, settings.safelist, 1);
+    // The version names the extraction's own logic: a change to it must not be served
+    // from the cache.
+    let options = format!(
+        "{}|{:?}|{}|{EXTRACTION_VERSION}",
+        config.url_prefix,
+        settings.safelist,
+        env!("CARGO_PKG_VERSION")
+    );
     let mut parts: Vec<&[u8]> = vec![options.as_bytes()];
     for (name, text) in templates.iter() {
         parts.push(name.as_bytes());

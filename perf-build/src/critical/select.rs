@@ -24,6 +24,8 @@ impl Safelist {
     /// Reads entries such as `is-open`, `.is-open`, `mood-*`, `#menu`, `dialog`.
     pub fn new(entries: &[String]) -> Self {
         let mut s = Safelist::default();
+        // What the ImageOptimizer adds to a picture once it has loaded.
+        s.classes.push(Pattern::lit("perf-loaded"));
         let glob = |t: &str| {
             let mut segs = Vec::new();
             for (i, part) in t.split('*').enumerate() {

@@ -197,6 +197,9 @@ struct Frame<'a> {
     imports: HashMap<&'a str, &'a str>,
     /// The block being rendered and its level, for `super()`.
     block: Option<(&'a str, usize)>,
+    /// `{# perf:keep … #}` anywhere in the chain (a page's comments outside its blocks
+    /// are not rendered, but they count).
+    keep: Vec<String>,
 }
 
 struct Resolver<'t, 'a> {
@@ -252,6 +255,7 @@ impl<'a> Resolver<'_, 'a> {
             macros: HashMap::new(),
             imports: HashMap::new(),
             block: None,
+            keep: Vec::new(),
         };
         let mut seen = vec![key];
         loop {
@@ -289,6 +293,11 @@ impl<'a> Resolver<'_, 'a> {
                 }
             }
         }
+        for k in std::mem::take(&mut frame.keep) {
+            if !self.flat.keep.contains(&k) {
+                self.flat.keep.push(k);
+            }
+        }
         let base = frame.levels.len() - 1;
         // The base template's nodes: the last level's source.
         self.nodes(nodes, &mut frame, base, key)?;
@@ -321,10 +330,6 @@ impl<'a> Resolver<'_, 'a> {
                     });
                     if text == "perf:fold" {
                         self.flat.html.push(FOLD);
-                    } else if let Some(list) = text.strip_prefix("perf:keep") {
-                        self.flat
-                            .keep
-                            .extend(list.split_whitespace().map(str::to_string));
                     }
                 }
                 Node::Expr(_, e) => {
@@ -428,6 +433,14 @@ impl<'a> Resolver<'_, 'a> {
     }
 }
 
+/// The entries of a `{# perf:keep a b-* #}` comment.
+fn keep_list(content: &str) -> Option<Vec<String>> {
+    let text =
+        content.trim_matches(|ch: char| ch.is_whitespace() || matches!(ch, '#' | '-' | '+' | '~'));
+    text.strip_prefix("perf:keep")
+        .map(|list| list.split_whitespace().map(str::to_string).collect())
+}
+
 /// The name a macro is called by through an import scope.
 fn intern(scope: &str, name: &str) -> String {
     format!("{scope}::{name}")
@@ -446,6 +459,11 @@ fn collect<'a>(nodes: &'a Nodes<'a>, level: &mut Level<'a>, frame: &mut Frame<'a
             }
             Node::Import(i) => {
                 frame.imports.insert(i.scope, i.path);
+            }
+            Node::Comment(c) => {
+                if let Some(list) = keep_list(c.content) {
+                    frame.keep.extend(list);
+                }
             }
             Node::If(i) => {
                 for b in &i.branches {

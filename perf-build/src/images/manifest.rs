@@ -61,7 +61,7 @@ pub fn derive(units: &[Unit], finals: &[Final], prefix: &str) -> Vec<(Unit, Fina
     }
 
     let mut entries = serde_json::Map::new();
-    let mut css = String::from(".perf-img.perf-loaded{background:none}");
+    let mut css = String::from(".perf-img.perf-loaded{background-image:none}");
     for (logical, info) in &images {
         let mut sources = serde_json::Map::new();
         for v in &info.variants {
