@@ -89,8 +89,20 @@ fn differences(full: &Value, critical: &Value) -> Vec<String> {
             ));
             continue;
         };
+        // Without a background image, its position, size and repeat draw nothing (a
+        // loaded picture's placeholder is gone; only the full stylesheet says where it sat).
+        let no_image = style["background-image"] == json!("none")
+            && other["background-image"] == json!("none");
         for (property, value) in style.as_object().unwrap() {
-            if comparable(style, property) && other.get(property) != Some(value) {
+            let invisible = no_image
+                && [
+                    "background-position",
+                    "background-size",
+                    "background-repeat",
+                ]
+                .iter()
+                .any(|p| property.starts_with(p));
+            if comparable(style, property) && !invisible && other.get(property) != Some(value) {
                 out.push(format!(
                     "{element} {property}: {value} with the full stylesheet, {} with critical CSS only",
                     other.get(property).unwrap_or(&Value::Null)
@@ -102,6 +114,10 @@ fn differences(full: &Value, critical: &Value) -> Vec<String> {
 }
 
 fn start_app() -> (common::App, tempfile::TempDir) {
+    // One copy-then-start at a time: a start in another thread between the copy's open
+    // and close would inherit the open file, and exec would fail with "text file busy".
+    static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("inner-architect");
     std::fs::copy(env!("CARGO_BIN_EXE_example-app"), &bin).unwrap();

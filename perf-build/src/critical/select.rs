@@ -81,22 +81,10 @@ impl<'a> Matcher<'a> {
     }
 
     /// Whether `selector` can match some element of the template (or a safelisted one).
+    /// A safelisted class, id or tag counts as present on every element (each simple
+    /// selector is checked on its own: `.a.is-open` still needs an element with `a`).
     pub fn any(&self, selector: &Selector<'_>) -> bool {
-        if self.safelisted(selector) {
-            return true;
-        }
         (0..self.tree.elements.len()).any(|e| self.matches(selector, e))
-    }
-
-    /// Whether the rightmost compound selector names something safelisted: such an
-    /// element may appear anywhere, so the rest of the selector is not checked.
-    fn safelisted(&self, selector: &Selector<'_>) -> bool {
-        selector.iter().any(|c| match c {
-            Component::Class(c) => self.safelist.class(c.as_ref()),
-            Component::ID(i) => self.safelist.id(i.as_ref()),
-            Component::LocalName(l) => self.safelist.tag(l.lower_name.as_ref()),
-            _ => false,
-        })
     }
 
     /// Whether `selector` can match element `e`.
