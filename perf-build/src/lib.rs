@@ -103,12 +103,9 @@ impl Builder {
         let root = std::env::var_os("CARGO_MANIFEST_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
+        // The `rerun-if-env-changed` lines wait for `run`: a standalone command (run by
+        // `cargo run`, which sets OUT_DIR too) turns them off first.
         let cargo = std::env::var_os("OUT_DIR").is_some();
-        if cargo {
-            for var in config::ENV_VARS {
-                cargo::rerun_if_env_changed(var);
-            }
-        }
         let (config, invalid) = match Config::from_env() {
             Ok(config) => (config, None),
             Err(e) => (Config::default(), Some(invalid(e))),
@@ -264,6 +261,12 @@ impl Builder {
         fallback_cache: Option<&Path>,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<pipeline::Output, Error> {
+        // First, so that a bad variable's fix reruns the build script.
+        if self.cargo {
+            for var in config::ENV_VARS {
+                cargo::rerun_if_env_changed(var);
+            }
+        }
         if let Some((source_of_value, message)) = &self.invalid {
             return Err(Error::Config {
                 source_of_value: source_of_value.clone(),

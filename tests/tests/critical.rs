@@ -1028,7 +1028,6 @@ fn an_include_in_a_page_of_a_subfolder_resolves_next_to_the_page() {
 }
 
 #[test]
-#[ignore = "bug: the branches of an if inside an attribute value are concatenated into one class"]
 fn each_branch_of_a_condition_inside_a_class_attribute_counts() {
     let dir = site(&[
         (
@@ -1153,7 +1152,6 @@ fn a_custom_property_used_only_by_dropped_keyframes_is_dropped() {
 }
 
 #[test]
-#[ignore = "bug: with OUT_DIR set (cargo run of perf-build sets it), `critical --out -` prints cargo:: lines before the CSS"]
 fn critical_to_standard_output_is_only_the_css_under_cargo_run() {
     // `cargo run -p perf-build -- critical … --out -` runs the command with OUT_DIR set
     // (perf-build has a build script); Builder::new() then prints

@@ -33,7 +33,7 @@ use crate::transform::Piece;
 pub use select::Safelist;
 
 /// Bumped with every change to what the extraction keeps (part of the cache key).
-const EXTRACTION_VERSION: u32 = 3;
+const EXTRACTION_VERSION: u32 = 4;
 
 /// Logical path of the script that applies deferred stylesheets.
 pub const LOADER: &str = "_perf/critical.js";

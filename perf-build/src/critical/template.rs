@@ -342,14 +342,18 @@ impl<'a> Resolver<'_, 'a> {
                         self.marker(expr);
                     }
                 }
+                // Branches one after the other, a space apart: inside an attribute value,
+                // `btn-{% if a %}x{% else %}y{% endif %}`-style alternatives stay two tokens.
                 Node::If(i) => {
                     for branch in &i.branches {
                         self.nodes(&branch.nodes, frame, level, file)?;
+                        self.flat.html.push(' ');
                     }
                 }
                 Node::Match(m) => {
                     for arm in &m.arms {
                         self.nodes(&arm.nodes, frame, level, file)?;
+                        self.flat.html.push(' ');
                     }
                 }
                 Node::Loop(l) => {
@@ -660,7 +664,7 @@ mod tests {
         );
         assert_eq!(
             text(&f),
-            "<html><link rel=stylesheet><style></style><body><main><a><b>[<li>{0}</li>]<aside>|</aside><div class=card></div></main></body></html>"
+            "<html><link rel=stylesheet><style></style><body><main><a> <b> [<li>{0}</li>]<aside>|</aside><div class=card></div></main></body></html>"
         );
         assert_eq!(f.keep, ["is-open", "mood-*"]);
     }
