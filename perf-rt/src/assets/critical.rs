@@ -141,3 +141,68 @@ impl fmt::Display for Escaped<'_> {
 impl askama::filters::HtmlSafe for Critical {}
 #[cfg(feature = "askama")]
 impl askama::filters::HtmlSafe for WithNonce<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn asset(url: &'static str, integrity: &'static str) -> Asset {
+        Asset {
+            path: "",
+            hashed_path: "",
+            url,
+            content_type: "text/css",
+            integrity,
+            etags: ["", "", "", ""],
+            identity: b"",
+            brotli: None,
+            zstd: None,
+            gzip: None,
+            imports: &[],
+            image: None,
+            critical: None,
+        }
+    }
+
+    static APP: Asset = asset("/static/css/app.1.css", "sha384-a");
+    static IMAGES: Asset = asset("/static/_perf/images.2.css", "sha384-b");
+    static LOADER: Asset = asset("/static/_perf/critical.3.js", "sha384-c");
+    static SELF: Asset = asset("/static/_perf/critical/index.html.4.css", "");
+    static CRITICAL: Critical = Critical {
+        template: "index.html",
+        css: "body{margin:0}",
+        csp_hash: "sha256-x",
+        asset: &SELF,
+        stylesheets: &[&APP, &IMAGES],
+        loader: Some(&LOADER),
+    };
+
+    #[test]
+    fn renders_inline_css_deferred_stylesheets_and_the_loader() {
+        let html = CRITICAL.with_nonce("n\"1").to_string();
+        assert!(html.starts_with(
+            "<style nonce=\"n&quot;1\" data-perf-critical=\"index.html\">body{margin:0}</style>"
+        ));
+        for (url, sri) in [(APP.url, "sha384-a"), (IMAGES.url, "sha384-b")] {
+            assert!(html.contains(&format!(
+                "<link rel=\"preload\" as=\"style\" href=\"{url}\" integrity=\"{sri}\">"
+            )));
+            assert!(html.contains(&format!(
+                "<link rel=\"stylesheet\" href=\"{url}\" integrity=\"{sri}\" media=\"print\" data-perf-defer>"
+            )));
+        }
+        assert!(html.contains("<noscript><link rel=\"stylesheet\" href=\"/static/css/app.1.css\""));
+        assert!(html.ends_with(
+            "<script src=\"/static/_perf/critical.3.js\" integrity=\"sha384-c\" defer nonce=\"n&quot;1\"></script>"
+        ));
+        assert!(!html.contains("onload"));
+        // Outside a CSP layer: no nonce attribute at all.
+        let plain = CRITICAL.to_string();
+        assert!(plain.starts_with("<style data-perf-critical="), "{plain}");
+        assert!(!plain.contains("nonce"));
+        assert_eq!(
+            CRITICAL.blocking_links(),
+            "<link rel=\"stylesheet\" href=\"/static/css/app.1.css\" integrity=\"sha384-a\"><link rel=\"stylesheet\" href=\"/static/_perf/images.2.css\" integrity=\"sha384-b\">"
+        );
+    }
+}
