@@ -342,6 +342,22 @@ fn as_string(v: &Value, from_env: bool, key: &str) -> Result<String, Error> {
     }
 }
 
+/// A list of strings: a JSON array, or a comma-separated string (the environment's form).
+fn as_list(v: &Value, from_env: bool, key: &str, problem: &str) -> Result<Vec<String>, Error> {
+    match v {
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty())
+            .collect()),
+        Value::Array(items) => items.iter().map(|i| as_string(i, from_env, key)).collect(),
+        other => Err(Error::Config {
+            source_of_value: origin(from_env, key),
+            message: format!("`{other}` {problem}"),
+        }),
+    }
+}
+
 /// Checks a URL prefix (a trailing `/` is dropped); `origin` names where it came from.
 pub fn url_prefix(prefix: &str, origin: impl FnOnce() -> String) -> Result<String, Error> {
     let p = prefix.trim_end_matches('/');
@@ -374,19 +390,7 @@ impl Config {
                 "minify" => self.minify = as_bool(&value, from_env, key)?,
                 "precompress" => self.precompress = as_bool(&value, from_env, key)?,
                 "targets" => {
-                    self.targets = match value {
-                        Value::String(s) => s.split(',').map(|q| q.trim().to_string()).collect(),
-                        Value::Array(items) => items
-                            .iter()
-                            .map(|i| as_string(i, from_env, key))
-                            .collect::<Result<_, _>>()?,
-                        other => {
-                            return Err(Error::Config {
-                                source_of_value: origin(from_env, key),
-                                message: format!("`{other}` is not a browserslist query"),
-                            });
-                        }
-                    }
+                    self.targets = as_list(&value, from_env, key, "is not a browserslist query")?
                 }
                 "quality" => {
                     self.quality = match as_string(&value, from_env, key)?.as_str() {
@@ -576,25 +580,12 @@ impl CriticalConfig {
                     }
                 }
                 "safelist" => {
-                    self.safelist = match value {
-                        Value::String(s) => s
-                            .split(',')
-                            .map(|q| q.trim().to_string())
-                            .filter(|q| !q.is_empty())
-                            .collect(),
-                        Value::Array(items) => items
-                            .iter()
-                            .map(|i| as_string(i, from_env, key))
-                            .collect::<Result<_, _>>()?,
-                        other => {
-                            return Err(Error::Config {
-                                source_of_value: origin(from_env, key),
-                                message: format!(
-                                    "`{other}` is not a list: write [\"is-open\", \"mood-*\"]"
-                                ),
-                            });
-                        }
-                    }
+                    self.safelist = as_list(
+                        &value,
+                        from_env,
+                        key,
+                        "is not a list: write [\"is-open\", \"mood-*\"]",
+                    )?
                 }
                 _ => unreachable!("every key of CRITICAL_KEYS is handled"),
             }

@@ -11,9 +11,8 @@
 //! Every CSS rule below carries its own `order` value, so no two rules share their
 //! declarations (the minifier would merge them) and each is found by its printed text.
 //!
-//! The `#[ignore]`d tests at the end show defects found while writing these: each says
-//! what askama renders and what the critical CSS must therefore keep. They pass once the
-//! defect is fixed (`cargo test --test critical -- --ignored`).
+//! The tests at the end (after `// Defects`) show defects found while writing these, since
+//! fixed: each says what askama renders and what the critical CSS must therefore keep.
 
 mod common;
 
@@ -990,7 +989,6 @@ fn the_command_has_help_and_a_version() {
 // Defects: see the module documentation.
 
 #[test]
-#[ignore = "bug: an include inside a block resolves against the layout's folder, not the page's"]
 fn an_include_in_a_page_of_a_subfolder_resolves_next_to_the_page() {
     // askama looks an include up next to the template that writes it first, then in the
     // templates directory (askama_derive's `find_template`); pages/home.html includes
@@ -1056,7 +1054,6 @@ fn each_branch_of_a_condition_inside_a_class_attribute_counts() {
 }
 
 #[test]
-#[ignore = "bug: a call block's body is placed after the macro's markup, not where caller() prints it"]
 fn a_call_body_sits_where_the_macro_calls_caller() {
     let dir = site(&[
         (
@@ -1082,7 +1079,6 @@ fn a_call_body_sits_where_the_macro_calls_caller() {
 }
 
 #[test]
-#[ignore = "bug: a conditional wrapper element: the content is only ever the child of the last branch's element"]
 fn content_inside_a_conditional_wrapper_is_a_child_of_every_branch() {
     let dir = site(&[
         (
@@ -1103,7 +1099,6 @@ fn content_inside_a_conditional_wrapper_is_a_child_of_every_branch() {
 }
 
 #[test]
-#[ignore = "bug: elements the HTML parser implies (tbody, html, body) are not in the tree"]
 fn elements_the_html_parser_implies_are_there() {
     // A browser puts <tr> into an implied <tbody>, and a document without <html>/<body>
     // tags still has both elements.
@@ -1133,7 +1128,6 @@ fn elements_the_html_parser_implies_are_there() {
 }
 
 #[test]
-#[ignore = "bug: a custom property used only inside a dropped @keyframes is kept"]
 fn a_custom_property_used_only_by_dropped_keyframes_is_dropped() {
     let dir = site(&[
         (

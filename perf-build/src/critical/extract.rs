@@ -200,7 +200,8 @@ fn keep_group(rules: &mut CssRuleList, matcher: &Matcher) -> bool {
 }
 
 /// The text of every declaration value of the kept style rules, and the custom property
-/// definitions (name, value) among them.
+/// definitions (name, value) among them. `@keyframes` are left out: what they use counts
+/// only if they are kept ([`keyframes`]).
 fn usage(rules: &CssRuleList, text: &mut String, customs: &mut Vec<(String, String)>) {
     for rule in &rules.0 {
         match rule {
@@ -213,11 +214,6 @@ fn usage(rules: &CssRuleList, text: &mut String, customs: &mut Vec<(String, Stri
                 usage(&n.style.rules, text, customs);
             }
             CssRule::NestedDeclarations(d) => declarations(&d.declarations, text, customs),
-            CssRule::Keyframes(k) => {
-                for frame in &k.keyframes {
-                    declarations(&frame.declarations, text, customs);
-                }
-            }
             CssRule::Media(m) => usage(&m.rules, text, customs),
             CssRule::Supports(s) => usage(&s.rules, text, customs),
             CssRule::LayerBlock(l) => usage(&l.rules, text, customs),
@@ -227,6 +223,49 @@ fn usage(rules: &CssRuleList, text: &mut String, customs: &mut Vec<(String, Stri
             _ => {}
         }
     }
+}
+
+/// What one `@keyframes` rule uses: its name (as [`mentions`] looks for it), the text of
+/// its declaration values and its custom property definitions.
+struct Frames {
+    name: String,
+    text: String,
+    customs: Vec<(String, String)>,
+}
+
+/// Every `@keyframes` rule, inside wrappers too.
+fn keyframes(rules: &CssRuleList, out: &mut Vec<Frames>) {
+    for rule in &rules.0 {
+        match rule {
+            CssRule::Keyframes(k) => {
+                let mut f = Frames {
+                    name: keyframes_name(k),
+                    text: String::new(),
+                    customs: Vec::new(),
+                };
+                for frame in &k.keyframes {
+                    declarations(&frame.declarations, &mut f.text, &mut f.customs);
+                }
+                out.push(f);
+            }
+            CssRule::Media(m) => keyframes(&m.rules, out),
+            CssRule::Supports(s) => keyframes(&s.rules, out),
+            CssRule::LayerBlock(l) => keyframes(&l.rules, out),
+            CssRule::Container(c) => keyframes(&c.rules, out),
+            CssRule::Scope(s) => keyframes(&s.rules, out),
+            CssRule::StartingStyle(s) => keyframes(&s.rules, out),
+            _ => {}
+        }
+    }
+}
+
+/// The name of a `@keyframes` rule, lowercase, unquoted.
+fn keyframes_name(k: &lightningcss::rules::keyframes::KeyframesRule) -> String {
+    k.name
+        .to_css_string(PrinterOptions::default())
+        .unwrap_or_default()
+        .trim_matches(['"', '\''])
+        .to_lowercase()
 }
 
 fn declarations(
@@ -297,33 +336,51 @@ fn mentions(text: &str, name: &str) -> bool {
 
 /// Drops the custom properties no kept rule uses (directly or through another custom
 /// property), then the `@font-face`, `@keyframes` and `@property` rules nothing uses.
+/// A `@keyframes` rule's own declarations count only once a kept rule names it: what
+/// an unused animation uses goes with it.
 fn prune(rules: &mut CssRuleList) {
     let mut text = String::new();
     let mut customs = Vec::new();
     usage(rules, &mut text, &mut customs);
-    let mut used: HashSet<String> = dashed_idents(&text).map(str::to_string).collect();
-    loop {
-        let before = used.len();
-        for (name, value) in &customs {
-            if used.contains(name) {
-                let refs: Vec<String> = dashed_idents(value).map(str::to_string).collect();
-                used.extend(refs);
+    let mut frames = Vec::new();
+    keyframes(rules, &mut frames);
+    // A kept animation may use a custom property that names another animation (or a
+    // font): until nothing more is named.
+    let (used, names) = loop {
+        let mut used: HashSet<String> = dashed_idents(&text).map(str::to_string).collect();
+        loop {
+            let before = used.len();
+            for (name, value) in &customs {
+                if used.contains(name) {
+                    let refs: Vec<String> = dashed_idents(value).map(str::to_string).collect();
+                    used.extend(refs);
+                }
+            }
+            if used.len() == before {
+                break;
             }
         }
-        if used.len() == before {
-            break;
+        // What the kept declarations name: families and animation names may hide in a
+        // custom property's value.
+        let mut names = text.to_lowercase();
+        for (name, value) in &customs {
+            if used.contains(name) {
+                names.push_str(&value.to_lowercase());
+                names.push(';');
+            }
         }
-    }
+        let (named, rest): (Vec<Frames>, Vec<Frames>) =
+            frames.into_iter().partition(|f| mentions(&names, &f.name));
+        frames = rest;
+        if named.is_empty() {
+            break (used, names);
+        }
+        for f in named {
+            text.push_str(&f.text);
+            customs.extend(f.customs);
+        }
+    };
     drop_customs(rules, &used);
-    // What the kept declarations name: families and animation names may hide in a
-    // custom property's value.
-    let mut names = text.to_lowercase();
-    for (name, value) in &customs {
-        if used.contains(name) {
-            names.push_str(&value.to_lowercase());
-            names.push(';');
-        }
-    }
     drop_unused_at_rules(rules, &names, &used);
 }
 
@@ -375,16 +432,7 @@ fn drop_unused_at_rules(rules: &mut CssRuleList, names: &str, used: &HashSet<Str
             }
             _ => false,
         }),
-        CssRule::Keyframes(k) => {
-            let name = k
-                .name
-                .to_css_string(PrinterOptions::default())
-                .unwrap_or_default();
-            mentions(
-                names,
-                name.trim_matches(['"', '\'']).to_lowercase().as_str(),
-            )
-        }
+        CssRule::Keyframes(k) => mentions(names, &keyframes_name(k)),
         CssRule::Property(p) => used.contains(p.name.as_ref() as &str),
         CssRule::Media(m) => at_rule_group(&mut m.rules, names, used),
         CssRule::Supports(s) => at_rule_group(&mut s.rules, names, used),
@@ -465,6 +513,20 @@ mod tests {
             resolve("css/app.css", "base.1.css").as_deref(),
             Some("css/base.1.css")
         );
+    }
+
+    #[test]
+    fn what_only_an_unused_animation_uses_goes_with_it() {
+        let css = finish(
+            ".a{animation:var(--n) 1s}:root{--n:spin;--kf:.5;--spare:1}\
+             @keyframes spin{from{opacity:var(--kf)}}@keyframes gone{from{opacity:var(--spare)}}",
+            Targets::default(),
+        )
+        .unwrap();
+        assert!(css.contains("@keyframes spin"), "{css}");
+        assert!(css.contains("--kf:.5"), "{css}");
+        assert!(!css.contains("gone"), "{css}");
+        assert!(!css.contains("--spare"), "{css}");
     }
 
     #[test]

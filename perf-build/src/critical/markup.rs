@@ -1,8 +1,17 @@
 //! The elements a template can produce: its flattened markup (every branch of every
 //! condition, each loop body once, expressions as wildcards; see [`super::template`])
 //! read by a small tolerant HTML tokenizer into a tree that the selector matcher walks.
+//!
+//! The branches of a condition are alternatives: when they leave different elements open
+//! (a wrapper written in each branch), what follows may sit in any of them, so an element
+//! has every parent it may have. The tree also has the elements the HTML parser implies:
+//! a `<tbody>` around rows written straight into a `<table>`, and a page's `<html>`,
+//! `<head>` and `<body>` when its template leaves their tags out.
 
-use super::template::{EXPR_END, EXPR_START, Expr, FOLD, Flat, LOOP_END, LOOP_START};
+use super::template::{
+    BRANCH_END, BRANCH_NEXT, BRANCH_START, EXPR_END, EXPR_START, Expr, FOLD, Flat, LOOP_END,
+    LOOP_START,
+};
 
 /// A string from the template where parts come from expressions: `mood-{{ m }}` is
 /// `[Lit("mood-"), Any]`.
@@ -79,13 +88,31 @@ pub struct Element {
     pub attrs: Vec<(String, Option<Pattern>)>,
     /// Whether an expression writes attributes of its own into the tag.
     pub any_attrs: bool,
-    /// The element it sits in.
+    /// The element it sits in (`None`: the top level).
     pub parent: Option<usize>,
+    /// The other elements it may sit in, when the branches of a condition before it left
+    /// different elements open (`None`: the top level).
+    pub alt_parents: Vec<Option<usize>>,
     /// Inside a loop: it may follow a copy of itself.
     pub repeated: bool,
 }
 
-/// The elements of a template, in document order.
+impl Element {
+    /// Every element it may sit in (`None`: the top level).
+    pub fn parents(&self) -> impl Iterator<Item = Option<usize>> + '_ {
+        std::iter::once(self.parent).chain(self.alt_parents.iter().copied())
+    }
+
+    /// Sets the elements it may sit in (at least one).
+    fn set_parents(&mut self, parents: Vec<Option<usize>>) {
+        let mut parents = parents.into_iter();
+        self.parent = parents.next().flatten();
+        self.alt_parents = parents.collect();
+    }
+}
+
+/// The elements of a template, in document order (but the `<html>`, `<head>` and
+/// `<body>` that the parser implies come last).
 #[derive(Debug, Default)]
 pub struct Tree {
     /// Every element before the fold (all of them without a fold marker).
@@ -96,15 +123,30 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// The elements with the same parent as `i`, itself excluded unless it is repeated.
+    /// The elements that may have the same parent as `i`, itself excluded unless it is
+    /// repeated.
     pub fn siblings(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        let parent = self.elements[i].parent;
-        let repeated = self.elements[i].repeated;
+        let me = &self.elements[i];
         self.elements
             .iter()
             .enumerate()
-            .filter(move |(j, e)| e.parent == parent && (*j != i || repeated))
+            .filter(move |(j, e)| {
+                (*j != i || me.repeated) && e.parents().any(|p| me.parents().any(|q| q == p))
+            })
             .map(|(j, _)| j)
+    }
+
+    /// Every element `i` may sit in, at any depth, each once.
+    pub fn ancestors(&self, i: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        let mut todo: Vec<usize> = self.elements[i].parents().flatten().collect();
+        while let Some(a) = todo.pop() {
+            if !out.contains(&a) {
+                out.push(a);
+                todo.extend(self.elements[a].parents().flatten());
+            }
+        }
+        out
     }
 }
 
@@ -145,12 +187,34 @@ const CLOSES_P: &[&str] = &[
     "table",
     "ul",
 ];
+/// What may stand in a document's `<head>`: before anything else, the parser puts them
+/// there.
+const HEAD: &[&str] = &[
+    "base", "link", "meta", "noscript", "script", "style", "template", "title",
+];
+
+/// Elements that a start tag may close as well as their end tag: their end tag may be
+/// a stray one.
+const IMPLIED_END: &[&str] = &[
+    "dd", "dt", "li", "option", "p", "tbody", "td", "tfoot", "th", "thead", "tr",
+];
+
+/// At most this many states of the open elements are followed through conditions.
+const MAX_STATES: usize = 32;
+
+/// The states of the open elements: one stack each, innermost last.
+type States = Vec<Vec<usize>>;
 
 /// What the tokenizer hands over.
 struct Builder<'a> {
     flat: &'a Flat,
     tree: Tree,
-    stack: Vec<usize>,
+    /// The open elements, innermost last: one stack for each state the branches read so
+    /// far may leave the document in (one without conditions).
+    stacks: States,
+    /// For each condition being read: the states before it, and those its finished
+    /// branches leave.
+    branches: Vec<(States, States)>,
     loops: usize,
     folded: bool,
     url_prefix: &'a str,
@@ -164,14 +228,137 @@ pub fn parse(flat: &Flat, url_prefix: &str, placeholder: &dyn Fn(&str) -> Option
     let mut b = Builder {
         flat,
         tree: Tree::default(),
-        stack: Vec::new(),
+        stacks: vec![Vec::new()],
+        branches: Vec::new(),
         loops: 0,
         folded: false,
         url_prefix,
         placeholder,
     };
     b.run(&flat.html);
+    if is_page(&flat.html, &b.tree) {
+        imply_document(&mut b.tree);
+    }
     b.tree
+}
+
+/// Whether the markup is a whole document rather than a fragment: it has a doctype, an
+/// `<html>`, `<head>` or `<body>` tag, or at its top level what only a document's head
+/// holds. A template whose critical CSS is inlined is a page; a partial is flattened
+/// inside its page.
+fn is_page(html: &str, tree: &Tree) -> bool {
+    let head_only = ["base", "link", "meta", "style", "title"];
+    tree.elements.iter().any(|e| {
+        matches!(e.tag.as_str(), "html" | "head" | "body")
+            || (head_only.contains(&e.tag.as_str()) && e.parents().any(|p| p.is_none()))
+    }) || html
+        .as_bytes()
+        .windows(9)
+        .any(|w| w.eq_ignore_ascii_case(b"<!doctype"))
+}
+
+/// Adds what the HTML parser implies around a document's elements: the `<html>` at the
+/// top (the one written, else a new one), and in it a `<head>` with the head elements
+/// written before anything else and a `<body>` with the rest (the ones written, else new
+/// ones; every document has both). Text is not followed: a head element after text that
+/// starts the body still counts as the head's.
+fn imply_document(tree: &mut Tree) {
+    let top = |e: &Element| e.parents().any(|p| p.is_none());
+    let els = &mut tree.elements;
+    let mut roots: Vec<usize> = (0..els.len())
+        .filter(|&i| els[i].tag == "html" && top(&els[i]))
+        .collect();
+    let implied = |tag: &str, parents: Vec<Option<usize>>| {
+        let mut e = Element {
+            tag: tag.into(),
+            ..Element::default()
+        };
+        e.set_parents(parents);
+        e
+    };
+    if roots.is_empty() {
+        els.push(implied("html", vec![None]));
+        roots.push(els.len() - 1);
+    }
+    let in_roots: Vec<Option<usize>> = roots.iter().map(|&r| Some(r)).collect();
+    for (i, e) in els.iter_mut().enumerate() {
+        if !roots.contains(&i) && top(e) {
+            reparent(e, &[None], &in_roots);
+        }
+    }
+    let children: Vec<usize> = (0..els.len())
+        .filter(|&i| !roots.contains(&i) && els[i].parents().any(|p| in_roots.contains(&p)))
+        .collect();
+    let (mut to_head, mut to_body) = (Vec::new(), Vec::new());
+    let mut in_body = false;
+    for &c in &children {
+        match els[c].tag.as_str() {
+            "head" => {}
+            "body" => in_body = true,
+            t if !in_body && HEAD.contains(&t) => to_head.push(c),
+            _ => {
+                in_body = true;
+                to_body.push(c);
+            }
+        }
+    }
+    for (tag, moved) in [("head", to_head), ("body", to_body)] {
+        let written = children.iter().copied().find(|&c| els[c].tag == tag);
+        let into = written.unwrap_or_else(|| {
+            els.push(implied(tag, in_roots.clone()));
+            els.len() - 1
+        });
+        for m in moved {
+            reparent(&mut els[m], &in_roots, &[Some(into)]);
+        }
+    }
+}
+
+/// Replaces every parent of `e` among `from` by `to`.
+fn reparent(e: &mut Element, from: &[Option<usize>], to: &[Option<usize>]) {
+    let mut parents: Vec<Option<usize>> = Vec::new();
+    for p in e.parents() {
+        let new: &[Option<usize>] = if from.contains(&p) { to } else { &[p] };
+        for &n in new {
+            if !parents.contains(&n) {
+                parents.push(n);
+            }
+        }
+    }
+    e.set_parents(parents);
+}
+
+/// The marker characters of [`super::template`] other than expressions'.
+fn is_marker(c: char) -> bool {
+    matches!(
+        c,
+        LOOP_START | LOOP_END | FOLD | BRANCH_START | BRANCH_NEXT | BRANCH_END
+    )
+}
+
+/// The distinct states among `states`. Past [`MAX_STATES`], one state per innermost
+/// open element: the possible parents of what follows stay exact, what an end tag
+/// reopens may not.
+fn distinct(states: States) -> States {
+    let mut out: States = Vec::new();
+    for s in states {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    if out.len() > MAX_STATES {
+        let mut tops = Vec::new();
+        out.retain(|s| {
+            let top = s.last().copied();
+            let new = !tops.contains(&top);
+            if new {
+                tops.push(top);
+            }
+            new
+        });
+        out.truncate(MAX_STATES);
+    }
+    out
 }
 
 impl Builder<'_> {
@@ -181,18 +368,6 @@ impl Builder<'_> {
             let c = s[i..].chars().next().expect("in bounds");
             match c {
                 '<' => i = self.tag(s, i),
-                LOOP_START => {
-                    self.loops += 1;
-                    i += c.len_utf8();
-                }
-                LOOP_END => {
-                    self.loops = self.loops.saturating_sub(1);
-                    i += c.len_utf8();
-                }
-                FOLD => {
-                    self.folded = true;
-                    i += c.len_utf8();
-                }
                 EXPR_START => {
                     let end = s[i..].find(EXPR_END).map_or(s.len(), |e| i + e);
                     let index: usize = s[i + c.len_utf8()..end].parse().unwrap_or(usize::MAX);
@@ -201,16 +376,100 @@ impl Builder<'_> {
                     }
                     i = (end + EXPR_END.len_utf8()).min(s.len());
                 }
-                _ => i += c.len_utf8(),
+                _ => {
+                    self.marker(c);
+                    i += c.len_utf8();
+                }
             }
         }
     }
 
+    /// Follows a loop, fold or branch marker; whether `c` is one.
+    fn marker(&mut self, c: char) -> bool {
+        match c {
+            LOOP_START => self.loops += 1,
+            LOOP_END => self.loops = self.loops.saturating_sub(1),
+            FOLD => self.folded = true,
+            BRANCH_START => self.branches.push((self.stacks.clone(), Vec::new())),
+            BRANCH_NEXT => {
+                if let Some((before, after)) = self.branches.last_mut() {
+                    after.append(&mut self.stacks);
+                    self.stacks = before.clone();
+                }
+            }
+            BRANCH_END => {
+                if let Some((_, mut after)) = self.branches.pop() {
+                    after.append(&mut self.stacks);
+                    self.stacks = distinct(after);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Follows the markers in text the tokenizer steps over (comments, attributes, raw
+    /// text): a condition that starts there may end outside.
+    fn markers(&mut self, text: &str) {
+        for c in text.chars() {
+            self.marker(c);
+        }
+    }
+
+    /// Adds `e` as a child of the innermost open element of every state.
     fn push(&mut self, mut e: Element) -> usize {
-        e.parent = self.stack.last().copied();
+        let mut parents: Vec<Option<usize>> = Vec::new();
+        for s in &self.stacks {
+            let top = s.last().copied();
+            if !parents.contains(&top) {
+                parents.push(top);
+            }
+        }
+        e.set_parents(parents);
         e.repeated = self.loops > 0;
         self.tree.elements.push(e);
         self.tree.elements.len() - 1
+    }
+
+    /// Opens element `i` in every state.
+    fn open(&mut self, i: usize) {
+        for s in &mut self.stacks {
+            s.push(i);
+        }
+    }
+
+    /// Adds the element `tag` that the parser implies in the states whose innermost open
+    /// element is one of `under` (a `<tbody>` in a `<table>`), and opens it there.
+    fn imply(&mut self, tag: &str, under: &[&str]) {
+        let elements = &self.tree.elements;
+        let within: Vec<usize> = (0..self.stacks.len())
+            .filter(|&k| {
+                self.stacks[k]
+                    .last()
+                    .is_some_and(|&t| under.contains(&elements[t].tag.as_str()))
+            })
+            .collect();
+        if within.is_empty() {
+            return;
+        }
+        let mut parents: Vec<Option<usize>> = Vec::new();
+        for &k in &within {
+            let top = self.stacks[k].last().copied();
+            if !parents.contains(&top) {
+                parents.push(top);
+            }
+        }
+        let mut e = Element {
+            tag: tag.into(),
+            ..Element::default()
+        };
+        e.set_parents(parents);
+        e.repeated = self.loops > 0;
+        self.tree.elements.push(e);
+        let index = self.tree.elements.len() - 1;
+        for k in within {
+            self.stacks[k].push(index);
+        }
     }
 
     /// What `image!` renders: `<picture><source><img class="perf-img perf-ph-… class">`.
@@ -223,7 +482,7 @@ impl Builder<'_> {
             tag: "picture".into(),
             ..Element::default()
         });
-        self.stack.push(picture);
+        self.open(picture);
         for tag in ["source", "img"] {
             let mut e = Element {
                 tag: tag.into(),
@@ -257,7 +516,9 @@ impl Builder<'_> {
             }
             self.push(e);
         }
-        self.stack.pop();
+        for s in &mut self.stacks {
+            s.pop();
+        }
     }
 
     /// Reads the markup from `<` at `at`; returns where to go on.
@@ -270,23 +531,18 @@ impl Builder<'_> {
                 self.folded = true;
             }
             // A marker inside a comment (a loop around commented-out markup) still counts.
-            for c in text.chars() {
-                match c {
-                    LOOP_START => self.loops += 1,
-                    LOOP_END => self.loops = self.loops.saturating_sub(1),
-                    FOLD => self.folded = true,
-                    _ => {}
-                }
-            }
+            self.markers(text);
             return end;
         }
         if rest.starts_with("<!") || rest.starts_with("<?") {
-            return rest.find('>').map_or(s.len(), |e| at + e + 1);
+            let end = rest.find('>').map_or(s.len(), |e| at + e + 1);
+            self.markers(&s[at..end]);
+            return end;
         }
         let closing = rest.starts_with("</");
         let name_start = at + if closing { 2 } else { 1 };
         let name_len = s[name_start..]
-            .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
+            .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>' || is_marker(c))
             .unwrap_or(s.len() - name_start);
         let name = s[name_start..name_start + name_len].to_ascii_lowercase();
         if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -295,26 +551,38 @@ impl Builder<'_> {
         }
         let (attrs, any_attrs, self_closing, end) = attributes(s, name_start + name_len, self);
         if closing {
-            if let Some(pos) = self
-                .stack
-                .iter()
-                .rposition(|&e| self.tree.elements[e].tag == name)
-            {
-                self.stack.truncate(pos);
-            }
+            self.close(&name);
             return end;
         }
         if name == "link" {
             self.link(&attrs);
         }
         if self.folded {
-            return skip_raw_text(s, end, &name);
+            return self.raw_text(s, end, &name);
         }
         if name == "li" || name == "dt" || name == "dd" || name == "option" {
-            self.close_open(&name, &["ul", "ol", "dl", "select", "datalist", "menu"]);
+            self.close_open(&[&name], &["ul", "ol", "dl", "select", "datalist", "menu"]);
         }
         if CLOSES_P.contains(&name.as_str()) {
-            self.close_open("p", &["button", "div", "section", "article", "main"]);
+            self.close_open(&["p"], &["button", "div", "section", "article", "main"]);
+        }
+        // A table's rows and cells close the open ones, and sit in the row group and
+        // row that the parser implies when the template leaves them out.
+        match name.as_str() {
+            "tr" => {
+                self.close_open(&["tr"], &["table"]);
+                self.imply("tbody", &["table"]);
+            }
+            "td" | "th" => {
+                self.close_open(&["td", "th"], &["tr", "table"]);
+                self.imply("tbody", &["table"]);
+                self.imply("tr", &["tbody", "thead", "tfoot"]);
+            }
+            "tbody" | "thead" | "tfoot" => {
+                self.close_open(&["tbody", "thead", "tfoot"], &["table"]);
+            }
+            "col" => self.imply("colgroup", &["table"]),
+            _ => {}
         }
         let mut e = Element {
             tag: name.clone(),
@@ -331,23 +599,67 @@ impl Builder<'_> {
         }
         let index = self.push(e);
         if !self_closing && !VOID.contains(&name.as_str()) {
-            self.stack.push(index);
+            self.open(index);
         }
-        skip_raw_text(s, end, &name)
+        self.raw_text(s, end, &name)
     }
 
-    /// Closes an open `tag` unless a `scope` element sits between it and the top.
-    fn close_open(&mut self, tag: &str, scope: &[&str]) {
-        for pos in (0..self.stack.len()).rev() {
-            let t = &self.tree.elements[self.stack[pos]].tag;
-            if t == tag {
-                self.stack.truncate(pos);
-                return;
-            }
-            if scope.contains(&t.as_str()) {
-                return;
+    /// After the start tag of `name` ending at `end`, where the markup goes on: past the
+    /// text of a raw-text element, whose markers still count.
+    fn raw_text(&mut self, s: &str, end: usize, name: &str) -> usize {
+        let next = skip_raw_text(s, end, name);
+        self.markers(&s[end..next]);
+        next
+    }
+
+    /// An end tag: closes the innermost open `name`. A template writes an end tag for an
+    /// element it opened, so the states where no `name` is open (the other branch of the
+    /// condition that opened it) are not the ones it is written in: they are left out.
+    /// Not for an element a start tag may have closed already (`<p>`, `<li>`): there the
+    /// end tag may be a stray one in some states, which the parser ignores.
+    fn close(&mut self, name: &str) {
+        let tags = &self.tree.elements;
+        let open: Vec<Option<usize>> = self
+            .stacks
+            .iter()
+            .map(|s| s.iter().rposition(|&e| tags[e].tag == name))
+            .collect();
+        if open.iter().all(Option::is_none) {
+            return;
+        }
+        let stray = IMPLIED_END.contains(&name);
+        let states = std::mem::take(&mut self.stacks)
+            .into_iter()
+            .zip(open)
+            .filter_map(|(mut s, pos)| match pos {
+                Some(pos) => {
+                    s.truncate(pos);
+                    Some(s)
+                }
+                None => stray.then_some(s),
+            })
+            .collect();
+        self.stacks = distinct(states);
+    }
+
+    /// In every state, closes the innermost open element among `tags` unless a `scope`
+    /// element sits between it and the top.
+    fn close_open(&mut self, tags: &[&str], scope: &[&str]) {
+        let elements = &self.tree.elements;
+        for stack in &mut self.stacks {
+            for pos in (0..stack.len()).rev() {
+                let t = elements[stack[pos]].tag.as_str();
+                if tags.contains(&t) {
+                    stack.truncate(pos);
+                    break;
+                }
+                if scope.contains(&t) {
+                    break;
+                }
             }
         }
+        let states = std::mem::take(&mut self.stacks);
+        self.stacks = distinct(states);
     }
 
     /// Records the stylesheet of a `<link rel="stylesheet" href="…">`.
@@ -444,12 +756,13 @@ fn pattern(text: &str) -> Pattern {
     if !rest.is_empty() {
         segs.push(Seg::Lit(decode_entities(rest)));
     }
-    // Loop and fold markers inside a value are not part of it.
+    // Loop, fold and branch markers inside a value are not part of it.
     for seg in &mut segs {
         if let Seg::Lit(l) = seg {
-            l.retain(|c| !matches!(c, LOOP_START | LOOP_END | FOLD));
+            l.retain(|c| !is_marker(c));
         }
     }
+    segs.retain(|s| !matches!(s, Seg::Lit(l) if l.is_empty()));
     Pattern(segs)
 }
 
@@ -504,11 +817,8 @@ fn attributes(s: &str, from: usize, b: &mut Builder) -> (Attrs, bool, bool, usiz
         // Markers may sit between attributes (`{% if %} disabled{% endif %}`).
         let mut name = String::new();
         for c in raw_name.chars() {
-            match c {
-                LOOP_START => b.loops += 1,
-                LOOP_END => b.loops = b.loops.saturating_sub(1),
-                FOLD => b.folded = true,
-                _ => name.push(c.to_ascii_lowercase()),
+            if !b.marker(c) {
+                name.push(c.to_ascii_lowercase());
             }
         }
         if name.contains(EXPR_START) {
@@ -537,14 +847,7 @@ fn attributes(s: &str, from: usize, b: &mut Builder) -> (Attrs, bool, bool, usiz
                     (&s[i..end], end)
                 }
             };
-            for c in text.chars() {
-                match c {
-                    LOOP_START => b.loops += 1,
-                    LOOP_END => b.loops = b.loops.saturating_sub(1),
-                    FOLD => b.folded = true,
-                    _ => {}
-                }
-            }
+            b.markers(text);
             value = Some(pattern(text));
             i = next;
         }
@@ -618,6 +921,93 @@ mod tests {
         let tags: Vec<&str> = t.elements.iter().map(|e| e.tag.as_str()).collect();
         assert_eq!(tags, ["header"]);
         assert_eq!(t.stylesheets, ["css/late.css"]);
+    }
+
+    fn tags(t: &Tree, parents: impl Iterator<Item = Option<usize>>) -> Vec<&str> {
+        parents
+            .map(|p| p.map_or("", |p| t.elements[p].tag.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn content_after_a_conditional_wrapper_sits_in_each_branch_s_element() {
+        let t = tree(&format!(
+            "<main>{BRANCH_START}<section> {BRANCH_NEXT}<div> {BRANCH_END}<p>in</p>\
+             {BRANCH_START}</section> {BRANCH_NEXT}</div> {BRANCH_END}<footer></footer></main>"
+        ));
+        let p = t.elements.iter().position(|e| e.tag == "p").unwrap();
+        assert_eq!(tags(&t, t.elements[p].parents()), ["section", "div"]);
+        assert_eq!(t.ancestors(p).len(), 3);
+        // Each end tag closes its own branch's wrapper: the footer follows both.
+        let footer = t.elements.iter().position(|e| e.tag == "footer").unwrap();
+        assert_eq!(tags(&t, t.elements[footer].parents()), ["main"]);
+        assert!(t.siblings(footer).any(|s| t.elements[s].tag == "section"));
+
+        // Without an `else`, the content may also sit where the condition stands.
+        let t = tree(&format!(
+            "{BRANCH_START}<a href=x> {BRANCH_NEXT}{BRANCH_END}<span></span>"
+        ));
+        assert_eq!(tags(&t, t.elements[1].parents()), ["a", ""]);
+    }
+
+    #[test]
+    fn markers_inside_tags_and_raw_text_do_not_break_elements() {
+        let t = tree(&format!(
+            "<div{BRANCH_START} hidden {BRANCH_NEXT}{BRANCH_END} class=\"a {BRANCH_START}b {BRANCH_NEXT}c {BRANCH_END}\">\
+             <script>{BRANCH_START}x {BRANCH_NEXT}{BRANCH_END}</script><i></i></div>"
+        ));
+        let names: Vec<&str> = t.elements.iter().map(|e| e.tag.as_str()).collect();
+        assert_eq!(names, ["div", "script", "i"]);
+        assert_eq!(t.elements[0].classes.len(), 3);
+        assert_eq!(t.elements[0].attrs[0].0, "hidden");
+        assert_eq!(t.elements[2].parent, Some(0));
+        assert!(t.elements[2].alt_parents.is_empty());
+    }
+
+    #[test]
+    fn rows_sit_in_the_tbody_the_parser_implies() {
+        let t = tree(
+            "<table><tr><td>1<td>2<tr><th>3</table><table><thead><tr></tr></thead><td></td></table>",
+        );
+        let names: Vec<&str> = t.elements.iter().map(|e| e.tag.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "table", "tbody", "tr", "td", "td", "tr", "th", "table", "thead", "tr", "tbody",
+                "tr", "td"
+            ]
+        );
+        let parent = |i: usize| t.elements[i].parent.map(|p| t.elements[p].tag.as_str());
+        assert_eq!(parent(2), Some("tbody"));
+        assert_eq!(parent(4), Some("tr"), "<td> closes the open <td>");
+        assert_eq!(parent(5), Some("tbody"), "<tr> closes the open <tr>");
+        assert_eq!(parent(9), Some("thead"));
+        assert_eq!(parent(12), Some("tr"));
+    }
+
+    #[test]
+    fn a_page_without_html_head_and_body_tags_has_them() {
+        let t = tree("<!DOCTYPE html><title>x</title><meta charset=utf-8><p class=x><b></b></p>");
+        let find = |tag: &str| t.elements.iter().position(|e| e.tag == tag).unwrap();
+        let parent = |i: usize| t.elements[i].parent.map(|p| t.elements[p].tag.as_str());
+        assert_eq!(parent(find("html")), None);
+        assert_eq!(parent(find("head")), Some("html"));
+        assert_eq!(parent(find("body")), Some("html"));
+        assert_eq!(parent(find("title")), Some("head"));
+        assert_eq!(parent(find("meta")), Some("head"));
+        assert_eq!(parent(find("p")), Some("body"));
+        assert_eq!(parent(find("b")), Some("p"));
+
+        // The tags written stay; the missing ones are added around the rest.
+        let t = tree("<html lang=en><link rel=stylesheet href=/static/a.css><main></main></html>");
+        assert_eq!(t.elements.iter().filter(|e| e.tag == "html").count(), 1);
+        let main = t.elements.iter().position(|e| e.tag == "main").unwrap();
+        assert_eq!(tags(&t, t.elements[main].parents()), ["body"]);
+
+        // A fragment stays one.
+        let t = tree("<p class=x></p>");
+        assert_eq!(t.elements.len(), 1);
+        assert_eq!(t.elements[0].parent, None);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::transform::Piece;
 pub use select::Safelist;
 
 /// Bumped with every change to what the extraction keeps (part of the cache key).
-const EXTRACTION_VERSION: u32 = 4;
+const EXTRACTION_VERSION: u32 = 5;
 
 /// Logical path of the script that applies deferred stylesheets.
 pub const LOADER: &str = "_perf/critical.js";
@@ -198,8 +198,13 @@ pub fn derive(
     Ok(outcome)
 }
 
+/// A size for a message: bytes below 1 KiB (a budget of 10 bytes is not "0.0 KiB").
 fn kib(bytes: u64) -> String {
-    format!("{:.1} KiB", bytes as f64 / 1024.0)
+    match bytes {
+        1 => "1 byte".to_string(),
+        0..1024 => format!("{bytes} bytes"),
+        _ => format!("{:.1} KiB", bytes as f64 / 1024.0),
+    }
 }
 
 /// A finished asset as the critical stage sees it.
@@ -354,4 +359,17 @@ pub(crate) fn one(
     }
     let entries = compute(&templates, assets, config, targets, Some(template))?;
     Ok(entries.into_iter().next().map(|e| (e.css, e.stylesheets)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kib;
+
+    #[test]
+    fn sizes_below_a_kib_are_in_bytes() {
+        assert_eq!(kib(10), "10 bytes");
+        assert_eq!(kib(1), "1 byte");
+        assert_eq!(kib(1023), "1023 bytes");
+        assert_eq!(kib(1536), "1.5 KiB");
+    }
 }

@@ -107,19 +107,16 @@ impl<'a> Matcher<'a> {
             return true;
         };
         let left = &rest[split + 1..];
-        let elements = &self.tree.elements;
         match combinator {
-            Combinator::Child => elements[e].parent.is_some_and(|p| self.from(left, p)),
-            Combinator::Descendant | Combinator::DeepDescendant | Combinator::Deep => {
-                let mut p = elements[e].parent;
-                while let Some(a) = p {
-                    if self.from(left, a) {
-                        return true;
-                    }
-                    p = elements[a].parent;
-                }
-                false
-            }
+            // Every parent the branches before it may give it.
+            Combinator::Child => self.tree.elements[e]
+                .parents()
+                .any(|p| p.is_some_and(|p| self.from(left, p))),
+            Combinator::Descendant | Combinator::DeepDescendant | Combinator::Deep => self
+                .tree
+                .ancestors(e)
+                .into_iter()
+                .any(|a| self.from(left, a)),
             // Branches and loops may put any sibling before any other.
             Combinator::NextSibling | Combinator::LaterSibling => {
                 self.tree.siblings(e).any(|s| self.from(left, s))
@@ -176,7 +173,7 @@ impl<'a> Matcher<'a> {
                 let name: &str = a.local_name_lower.as_ref();
                 el.any_attrs || el.attrs.iter().any(|(n, _)| n == name)
             }
-            Component::Root => el.parent.is_none() || el.tag == "html",
+            Component::Root => el.parents().any(|p| p.is_none()) || el.tag == "html",
             // `:is()`, `:where()`, `:-webkit-any()`: one of the list.
             Component::Is(list) | Component::Where(list) | Component::Any(_, list) => {
                 list.iter().any(|s| self.matches(s, e))

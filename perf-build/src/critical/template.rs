@@ -2,12 +2,16 @@
 //! (`askama_parser`): `{% extends %}` with its blocks (and `super()`), `{% include %}`,
 //! `{% import %}`, `{% macro %}` and `{% call %}`. What comes out is the markup the
 //! template can produce, flattened: every branch of every `{% if %}`/`{% match %}` one
-//! after the other, each loop body once between loop markers, and each `{{ … }}` as a
-//! marker that names what is known of the expression.
+//! after the other between branch markers, each loop body once between loop markers, and
+//! each `{{ … }}` as a marker that names what is known of the expression. Every piece of
+//! markup is resolved as askama resolves it: `include`/`import`/`extends` paths next to
+//! the template that writes them first, macros in that template's scope, and a call
+//! block's body where the macro prints `caller()`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use askama_parser::node::Macro;
 use askama_parser::{Ast, Expr as AExpr, LetValueOrBlock, Node, Syntax, WithSpan};
 
 use crate::Error;
@@ -23,6 +27,13 @@ pub const LOOP_START: char = '\u{E002}';
 pub const LOOP_END: char = '\u{E003}';
 /// The fold: `{# perf:fold #}` or `<!-- perf:fold -->`.
 pub const FOLD: char = '\u{E004}';
+/// Starts the branches of an `{% if %}`/`{% match %}`: the markup up to [`BRANCH_END`]
+/// is alternatives, not a sequence.
+pub const BRANCH_START: char = '\u{E005}';
+/// Separates two branches (an `if` without `else` ends with an empty one).
+pub const BRANCH_NEXT: char = '\u{E006}';
+/// Ends the branches of a condition.
+pub const BRANCH_END: char = '\u{E007}';
 
 /// What is known of a `{{ … }}` expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +147,7 @@ impl Templates {
                     flat: Flat::default(),
                     depth: 0,
                     follow_extends: true,
+                    callers: Vec::new(),
                 };
                 r.template(name, None)?;
                 Ok(r.flat)
@@ -158,15 +170,19 @@ impl Templates {
                 flat: Flat::default(),
                 depth: 0,
                 follow_extends: false,
+                callers: Vec::new(),
             };
             r.template(&current, None)?;
-            let (_, nodes) = r.ast(&current, None)?;
-            out.push(r.flat);
-            match nodes.iter().find_map(|n| match &**n {
+            let (key, nodes) = r.ast(&current, None)?;
+            let parent = nodes.iter().find_map(|n| match &**n {
                 Node::Extends(e) => Some(e.path),
                 _ => None,
-            }) {
-                Some(p) => current = p.to_string(),
+            });
+            // The layout as askama finds it: next to this template first.
+            let next = parent.map(|p| r.ast(p, Some(key))).transpose()?;
+            out.push(r.flat);
+            match next {
+                Some((layout, _)) => current = layout.to_string(),
                 None => break,
             }
         }
@@ -184,17 +200,17 @@ fn line_column(text: &str, offset: usize) -> (u32, u32) {
 
 type Nodes<'a> = [Box<Node<'a>>];
 
-/// One template of an `extends` chain: its blocks and macros.
+/// One template of an `extends` chain: its file and its blocks.
 struct Level<'a> {
+    /// The template's name: a block's `include`s, `import`s and macros are looked up
+    /// from the template that defines the block, not from the one that renders it.
+    file: &'a str,
     blocks: HashMap<&'a str, &'a Nodes<'a>>,
 }
 
-/// What the nodes of one template see: the chain's levels (most derived first) and the
-/// macros in scope.
+/// What the nodes of one template see: the chain's levels (most derived first).
 struct Frame<'a> {
     levels: Vec<Level<'a>>,
-    macros: HashMap<String, &'a askama_parser::node::Macro<'a>>,
-    imports: HashMap<&'a str, &'a str>,
     /// The block being rendered and its level, for `super()`.
     block: Option<(&'a str, usize)>,
     /// `{# perf:keep … #}` anywhere in the chain (a page's comments outside its blocks
@@ -209,20 +225,34 @@ struct Resolver<'t, 'a> {
     depth: usize,
     /// Off: a template is flattened alone, its blocks with their own content.
     follow_extends: bool,
+    /// The bodies of the `{% call %}` blocks whose macros are being rendered, innermost
+    /// last: what `caller()` prints.
+    callers: Vec<Caller<'a>>,
+}
+
+/// The body of a `{% call %}` block, with where it was written.
+struct Caller<'a> {
+    nodes: &'a Nodes<'a>,
+    /// The template that writes the call: the body's paths and macros are its own.
+    file: &'a str,
+    level: usize,
+    /// Whether the macro printed it: if not (`caller` passed on under another name), it
+    /// is flattened after the macro, so that its markup still counts.
+    printed: bool,
 }
 
 /// Recursion limit for includes and macro calls (a template including itself).
 const MAX_DEPTH: usize = 64;
 
 impl<'a> Resolver<'_, 'a> {
-    /// The parsed template `name`, looked up as askama does: relative to the templates
-    /// directory, then to the including template's folder.
+    /// The parsed template `name`, looked up as askama does (`find_template`): next to
+    /// the including template first, then from the templates directory.
     fn ast(&self, name: &str, from: Option<&str>) -> Result<(&'a str, &'a Nodes<'a>), Error> {
         let relative = from.and_then(|f| {
             let dir = f.rsplit_once('/').map_or("", |(d, _)| d);
-            (!dir.is_empty()).then(|| format!("{dir}/{name}"))
+            (!dir.is_empty() && !name.starts_with('/')).then(|| normalize(&format!("{dir}/{name}")))
         });
-        let candidates = std::iter::once(name.trim_start_matches('/').to_string()).chain(relative);
+        let candidates = relative.into_iter().chain([normalize(name)]);
         for candidate in candidates {
             if let Some((key, ast)) = self.parsed.get_key_value(candidate.as_str()) {
                 return match ast {
@@ -252,14 +282,13 @@ impl<'a> Resolver<'_, 'a> {
         let (mut key, mut nodes) = self.ast(name, from)?;
         let mut frame = Frame {
             levels: Vec::new(),
-            macros: HashMap::new(),
-            imports: HashMap::new(),
             block: None,
             keep: Vec::new(),
         };
         let mut seen = vec![key];
         loop {
             let mut level = Level {
+                file: key,
                 blocks: HashMap::new(),
             };
             collect(nodes, &mut level, &mut frame);
@@ -279,18 +308,6 @@ impl<'a> Resolver<'_, 'a> {
                     nodes = n;
                 }
                 None => break,
-            }
-        }
-        // Macros of imported templates, by scope.
-        let imports: Vec<(&'a str, &'a str)> =
-            frame.imports.iter().map(|(s, p)| (*s, *p)).collect();
-        for (scope, path) in imports {
-            if let Ok((_, nodes)) = self.ast(path, Some(key)) {
-                for n in nodes {
-                    if let Node::Macro(m) = &**n {
-                        frame.macros.entry(intern(scope, *m.name)).or_insert(m);
-                    }
-                }
             }
         }
         for k in std::mem::take(&mut frame.keep) {
@@ -332,29 +349,55 @@ impl<'a> Resolver<'_, 'a> {
                         self.flat.html.push(FOLD);
                     }
                 }
-                Node::Expr(_, e) => {
-                    if is_super(e) {
+                Node::Expr(_, e) => match callee(e) {
+                    Some((None, "super")) => {
                         if let Some((name, at)) = frame.block {
-                            self.block(name, at + 1, frame, file)?;
+                            self.block(name, at + 1, frame)?;
                         }
-                    } else {
-                        let expr = classify(e);
-                        self.marker(expr);
                     }
-                }
-                // Branches one after the other, a space apart: inside an attribute value,
+                    Some((None, "caller")) if !self.callers.is_empty() => self.caller(frame)?,
+                    // `{{ card() }}`, `{{ m::card() }}`: a macro called as an expression.
+                    Some((scope, name)) if self.depth <= MAX_DEPTH => {
+                        match self.find_macro(scope, name, file, frame) {
+                            Some((m, at)) => {
+                                self.depth += 1;
+                                self.nodes(&m.nodes, frame, level, at)?;
+                                self.depth -= 1;
+                            }
+                            None => self.marker(classify(e)),
+                        }
+                    }
+                    _ => self.marker(classify(e)),
+                },
+                // Branches between markers (the markup reads them as alternatives), each
+                // followed by a space: inside an attribute value,
                 // `btn-{% if a %}x{% else %}y{% endif %}`-style alternatives stay two tokens.
                 Node::If(i) => {
-                    for branch in &i.branches {
+                    self.flat.html.push(BRANCH_START);
+                    for (n, branch) in i.branches.iter().enumerate() {
+                        if n > 0 {
+                            self.flat.html.push(BRANCH_NEXT);
+                        }
                         self.nodes(&branch.nodes, frame, level, file)?;
                         self.flat.html.push(' ');
                     }
+                    // Without an `else`, the condition may print nothing at all.
+                    if i.branches.last().is_some_and(|b| b.cond.is_some()) {
+                        self.flat.html.push(BRANCH_NEXT);
+                    }
+                    self.flat.html.push(BRANCH_END);
                 }
+                // A match is exhaustive: one of its arms prints.
                 Node::Match(m) => {
-                    for arm in &m.arms {
+                    self.flat.html.push(BRANCH_START);
+                    for (n, arm) in m.arms.iter().enumerate() {
+                        if n > 0 {
+                            self.flat.html.push(BRANCH_NEXT);
+                        }
                         self.nodes(&arm.nodes, frame, level, file)?;
                         self.flat.html.push(' ');
                     }
+                    self.flat.html.push(BRANCH_END);
                 }
                 Node::Loop(l) => {
                     self.flat.html.push(LOOP_START);
@@ -369,7 +412,7 @@ impl<'a> Resolver<'_, 'a> {
                         .iter()
                         .position(|l| l.blocks.contains_key(name))
                         .unwrap_or(level);
-                    self.block(name, start, frame, file)?;
+                    self.block(name, start, frame)?;
                 }
                 Node::Include(i) => {
                     self.template(i.path, Some(file))?;
@@ -378,17 +421,25 @@ impl<'a> Resolver<'_, 'a> {
                     if self.depth > MAX_DEPTH {
                         continue;
                     }
-                    let name: &str = *c.name;
-                    let key = match &c.scope {
-                        Some(scope) => intern(**scope, name),
-                        None => name.to_string(),
+                    let scope = c.scope.as_ref().map(|s| **s);
+                    let Some((m, at)) = self.find_macro(scope, *c.name, file, frame) else {
+                        self.nodes(&c.nodes, frame, level, file)?;
+                        continue;
                     };
-                    if let Some(m) = frame.macros.get(key.as_str()).copied() {
-                        self.depth += 1;
-                        self.nodes(&m.nodes, frame, level, file)?;
-                        self.depth -= 1;
+                    self.callers.push(Caller {
+                        nodes: &c.nodes,
+                        file,
+                        level,
+                        printed: false,
+                    });
+                    self.depth += 1;
+                    let rendered = self.nodes(&m.nodes, frame, level, at);
+                    self.depth -= 1;
+                    let caller = self.callers.pop().expect("pushed above");
+                    rendered?;
+                    if !caller.printed {
+                        self.nodes(&c.nodes, frame, level, file)?;
                     }
-                    self.nodes(&c.nodes, frame, level, file)?;
                 }
                 Node::Let(l) => {
                     if let LetValueOrBlock::Block { nodes, .. } = &l.val {
@@ -408,24 +459,68 @@ impl<'a> Resolver<'_, 'a> {
         Ok(())
     }
 
-    /// Renders the definition of block `name` found at `from` or a less derived level.
-    fn block(
-        &mut self,
-        name: &'a str,
-        from: usize,
-        frame: &mut Frame<'a>,
-        file: &'a str,
-    ) -> Result<(), Error> {
+    /// Renders the definition of block `name` found at `from` or a less derived level,
+    /// as a part of the template that defines it.
+    fn block(&mut self, name: &'a str, from: usize, frame: &mut Frame<'a>) -> Result<(), Error> {
         let Some(at) =
             (from..frame.levels.len()).find(|&i| frame.levels[i].blocks.contains_key(name))
         else {
             return Ok(());
         };
         let nodes = frame.levels[at].blocks[name];
+        let file = frame.levels[at].file;
         let outer = frame.block.replace((name, at));
         self.nodes(nodes, frame, at, file)?;
         frame.block = outer;
         Ok(())
+    }
+
+    /// Renders the body of the innermost call block, where its macro prints `caller()`.
+    /// The body itself sees the calls around it: inside it, `caller()` is the outer one's.
+    fn caller(&mut self, frame: &mut Frame<'a>) -> Result<(), Error> {
+        let Some(mut caller) = self.callers.pop() else {
+            return Ok(());
+        };
+        caller.printed = true;
+        let rendered = if self.depth > MAX_DEPTH {
+            Ok(())
+        } else {
+            self.depth += 1;
+            let r = self.nodes(caller.nodes, frame, caller.level, caller.file);
+            self.depth -= 1;
+            r
+        };
+        self.callers.push(caller);
+        rendered
+    }
+
+    /// The macro a call in template `file` names, and the template that defines it: as
+    /// askama scopes them, a bare name among `file`'s own macros and `scope::name` among
+    /// the macros of the template `file` imports as `scope`. Then, more lenient than
+    /// askama, the same lookup from each template of the chain being rendered.
+    fn find_macro(
+        &self,
+        scope: Option<&str>,
+        name: &str,
+        file: &'a str,
+        frame: &Frame<'a>,
+    ) -> Option<(&'a Macro<'a>, &'a str)> {
+        let files = std::iter::once(file).chain(frame.levels.iter().map(|l| l.file));
+        for from in files {
+            let Some(Ok(ast)) = self.parsed.get(from) else {
+                continue;
+            };
+            let found = match scope {
+                None => macro_in(ast.nodes(), name).map(|m| (m, from)),
+                Some(scope) => import_in(ast.nodes(), scope)
+                    .and_then(|path| self.ast(path, Some(from)).ok())
+                    .and_then(|(key, nodes)| macro_in(nodes, name).map(|m| (m, key))),
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     fn marker(&mut self, expr: Expr) {
@@ -445,24 +540,74 @@ fn keep_list(content: &str) -> Option<Vec<String>> {
         .map(|list| list.split_whitespace().map(str::to_string).collect())
 }
 
-/// The name a macro is called by through an import scope.
-fn intern(scope: &str, name: &str) -> String {
-    format!("{scope}::{name}")
+/// A template path with its `.` and `..` segments resolved, as a template name.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
 }
 
-/// Collects the block definitions (at any depth), macros and imports of one template.
+/// Calls `f` on every node of `nodes`, at any depth outside macros.
+fn walk<'a>(nodes: &'a Nodes<'a>, f: &mut impl FnMut(&'a Node<'a>)) {
+    for node in nodes {
+        f(node);
+        match &**node {
+            Node::BlockDef(b) => walk(&b.nodes, f),
+            Node::If(i) => i.branches.iter().for_each(|b| walk(&b.nodes, f)),
+            Node::Match(m) => m.arms.iter().for_each(|a| walk(&a.nodes, f)),
+            Node::Loop(l) => {
+                walk(&l.body, f);
+                walk(&l.else_nodes, f);
+            }
+            Node::FilterBlock(b) => walk(&b.nodes, f),
+            _ => {}
+        }
+    }
+}
+
+/// The macro `name` a template defines.
+fn macro_in<'a>(nodes: &'a Nodes<'a>, name: &str) -> Option<&'a Macro<'a>> {
+    let mut found = None;
+    walk(nodes, &mut |n| {
+        if let Node::Macro(m) = n
+            && *m.name == name
+            && found.is_none()
+        {
+            found = Some(&**m);
+        }
+    });
+    found
+}
+
+/// The path a template imports as `scope`.
+fn import_in<'a>(nodes: &'a Nodes<'a>, scope: &str) -> Option<&'a str> {
+    let mut found = None;
+    walk(nodes, &mut |n| {
+        if let Node::Import(i) = n
+            && i.scope == scope
+        {
+            found = Some(i.path);
+        }
+    });
+    found
+}
+
+/// Collects the block definitions (at any depth) and `perf:keep` comments of one
+/// template.
 fn collect<'a>(nodes: &'a Nodes<'a>, level: &mut Level<'a>, frame: &mut Frame<'a>) {
     for node in nodes {
         match &**node {
             Node::BlockDef(b) => {
                 level.blocks.entry(*b.name).or_insert(&b.nodes);
                 collect(&b.nodes, level, frame);
-            }
-            Node::Macro(m) => {
-                frame.macros.entry((*m.name).to_string()).or_insert(m);
-            }
-            Node::Import(i) => {
-                frame.imports.insert(i.scope, i.path);
             }
             Node::Comment(c) => {
                 if let Some(list) = keep_list(c.content) {
@@ -489,11 +634,21 @@ fn collect<'a>(nodes: &'a Nodes<'a>, level: &mut Level<'a>, frame: &mut Frame<'a
     }
 }
 
-fn is_super(e: &WithSpan<Box<AExpr<'_>>>) -> bool {
+/// The function an expression prints the result of, through filters and parentheses
+/// (`caller()|safe`): `(None, "super")`, `(Some("m"), "card")` for `m::card(…)`.
+fn callee<'a>(e: &WithSpan<Box<AExpr<'a>>>) -> Option<(Option<&'a str>, &'a str)> {
     match &***e {
-        AExpr::Call(c) => matches!(&**c.path, AExpr::Var("super")),
-        AExpr::Filter(f) => f.arguments.first().is_some_and(is_super),
-        _ => false,
+        AExpr::Call(c) => match &**c.path {
+            AExpr::Var(name) => Some((None, *name)),
+            AExpr::Path(p) => match p.as_slice() {
+                [scope, name] => Some((Some(*scope.name), *name.name)),
+                _ => None,
+            },
+            _ => None,
+        },
+        AExpr::Filter(f) => f.arguments.first().and_then(callee),
+        AExpr::Group(inner) => callee(inner),
+        _ => None,
     }
 }
 
@@ -630,6 +785,9 @@ mod tests {
                 LOOP_START => '[',
                 LOOP_END => ']',
                 FOLD => '|',
+                BRANCH_START => '(',
+                BRANCH_NEXT => '/',
+                BRANCH_END => ')',
                 c => c,
             })
             .collect()
@@ -664,9 +822,53 @@ mod tests {
         );
         assert_eq!(
             text(&f),
-            "<html><link rel=stylesheet><style></style><body><main><a> <b> [<li>{0}</li>]<aside>|</aside><div class=card></div></main></body></html>"
+            "<html><link rel=stylesheet><style></style><body><main>(<a> /<b> )[<li>{0}</li>]<aside>|</aside><div class=card></div></main></body></html>"
         );
         assert_eq!(f.keep, ["is-open", "mood-*"]);
+    }
+
+    #[test]
+    fn paths_and_macros_resolve_from_the_template_that_writes_them() {
+        let files = [
+            (
+                "base.html",
+                "{% macro m() %}<base-m>{% endmacro %}<html>{% block content %}{% endblock %}{% call m() %}{% endcall %}</html>",
+            ),
+            (
+                "pages/home.html",
+                "{% extends \"../base.html\" %}{% macro m() %}<page-m>{% endmacro %}{% block content %}{% include \"card.html\" %}{{ m() }}{% endblock %}",
+            ),
+            ("pages/card.html", "<pcard>"),
+            ("card.html", "<rootcard>"),
+        ];
+        assert_eq!(
+            text(&flat(&files, "pages/home.html")),
+            "<html><pcard><page-m><base-m></html>"
+        );
+    }
+
+    #[test]
+    fn a_call_body_goes_where_the_macro_prints_caller() {
+        let f = flat(
+            &[
+                (
+                    "m/macros.html",
+                    "{% macro card() %}<article>{{ caller()|safe }}</article>{% endmacro %}\
+                     {% macro boxed() %}<div>{{ caller() }}{% call card() %}<i>{% endcall %}</div>{% endmacro %}\
+                     {% macro plain() %}<hr>{% endmacro %}",
+                ),
+                (
+                    "page.html",
+                    "{% import \"m/macros.html\" as m %}{% call m::card() %}<p>{% endcall %}|\
+                     {% call m::boxed() %}<b>{% endcall %}|{% call m::plain() %}<q>{% endcall %}",
+                ),
+            ],
+            "page.html",
+        );
+        assert_eq!(
+            text(&f),
+            "<article><p></article>|<div><b><article><i></article></div>|<hr><q>"
+        );
     }
 
     #[test]

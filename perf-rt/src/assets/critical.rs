@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::Asset;
+use super::image::attr;
 
 /// The critical CSS perf-build extracted for one template. Its `Display` is the markup
 /// for `<head>`:
@@ -60,12 +61,12 @@ impl Critical {
 
     fn render(&self, f: &mut fmt::Formatter<'_>, nonce: Option<&str>) -> fmt::Result {
         let nonce_attr = |f: &mut fmt::Formatter<'_>| match nonce {
-            Some(n) => write!(f, " nonce=\"{}\"", Escaped(n)),
+            Some(n) => write!(f, " nonce=\"{}\"", attr(n)),
             None => Ok(()),
         };
         f.write_str("<style")?;
         nonce_attr(f)?;
-        write!(f, " data-perf-critical=\"{}\">", Escaped(self.template))?;
+        write!(f, " data-perf-critical=\"{}\">", attr(self.template))?;
         // perf-build escapes `</style` inside the CSS.
         f.write_str(self.css)?;
         f.write_str("</style>")?;
@@ -116,24 +117,6 @@ pub struct WithNonce<'a> {
 impl fmt::Display for WithNonce<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.critical.render(f, self.nonce)
-    }
-}
-
-/// An attribute value, escaped.
-struct Escaped<'a>(&'a str);
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            match c {
-                '"' => f.write_str("&quot;")?,
-                '&' => f.write_str("&amp;")?,
-                '<' => f.write_str("&lt;")?,
-                '>' => f.write_str("&gt;")?,
-                c => write!(f, "{c}")?,
-            }
-        }
-        Ok(())
     }
 }
 

@@ -226,7 +226,7 @@ impl<'a> Picture<'a> {
 }
 
 /// Escapes text for an HTML attribute value in double quotes.
-fn attr(s: &str) -> impl fmt::Display + '_ {
+pub(crate) fn attr(s: &str) -> impl fmt::Display + '_ {
     struct Attr<'s>(&'s str);
     impl fmt::Display for Attr<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
