@@ -1,4 +1,4 @@
-//! `asset_url!`, `asset_integrity!` and `image!` with a name that was not embedded must
+//! `asset_url!`, `asset_integrity!`, `image!` and `critical_css!` with a name that was not embedded must
 //! not compile, and must say which file was expected and what the nearest embedded name
 //! is. Each case is compiled by the real cargo (see `common`), against the fixtures this
 //! crate embeds.
@@ -48,6 +48,14 @@ fn cases() -> Crate {
         (
             "image_not_an_image",
             "fn main() { let _ = perf_tests::image!(\"css/app.css\"); }\n",
+        ),
+        (
+            "critical_ok",
+            "fn main() { let c = perf_tests::critical_css!(\"page.html\").to_string(); assert!(c.starts_with(\"<style data-perf-critical=\\\"page.html\\\">\"), \"{c}\"); }\n",
+        ),
+        (
+            "critical_typo",
+            "fn main() { let _ = perf_tests::critical_css!(\"pages.html\"); }\n",
         ),
         (
             "image_unknown_option",
@@ -135,4 +143,15 @@ fn unknown_asset_names_are_compile_errors_with_hints() {
         &["image!(\"css/app.css\"): no asset named"],
     );
     expect_fail("image_unknown_option", &["colour"]);
+
+    // critical_css!: the templates with critical CSS.
+    let (ok, err) = stderr_of(&c, "critical_ok");
+    assert!(ok, "a known template compiles:\n{err}");
+    expect_fail(
+        "critical_typo",
+        &[
+            "critical_css!(\"pages.html\"): no critical CSS for a template \"pages.html\" (expected the file fixtures/templates/pages.html, linking a stylesheet)",
+            "did you mean \"page.html\"?",
+        ],
+    );
 }

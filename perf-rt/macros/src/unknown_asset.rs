@@ -46,11 +46,21 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let message = match &input.requested {
         syn::Lit::Str(s) => {
             let name = s.value();
-            let mut message = format!(
-                "{mac}!(\"{name}\"): no asset named \"{name}\" was embedded \
-                 (expected the file {}/{name})",
-                input.static_dir.value()
-            );
+            // `critical_css!` names a template, and `static_dir` is then the templates
+            // directory.
+            let mut message = if mac == "critical_css" {
+                format!(
+                    "{mac}!(\"{name}\"): no critical CSS for a template \"{name}\" \
+                     (expected the file {}/{name}, linking a stylesheet)",
+                    input.static_dir.value()
+                )
+            } else {
+                format!(
+                    "{mac}!(\"{name}\"): no asset named \"{name}\" was embedded \
+                     (expected the file {}/{name})",
+                    input.static_dir.value()
+                )
+            };
             if let Some(near) = closest(&name, &input.known) {
                 message.push_str(&format!("; did you mean \"{near}\"?"));
             }
