@@ -364,6 +364,129 @@ pub(crate) fn one(
 #[cfg(test)]
 mod tests {
     use super::kib;
+    use super::*;
+    use lightningcss::rules::CssRule;
+    use lightningcss::stylesheet::{ParserOptions, StyleSheet};
+
+    /// Pieces of templates as people write them, and as they break them: tags cut short,
+    /// stray quotes and markers, multi-byte text, askama tags in odd places.
+    const PIECES: &[&str] = &[
+        "<div class=\"a b\">",
+        "</div>",
+        "<p>",
+        "</p>",
+        "<ul>",
+        "<li>",
+        "</ul>",
+        "<table>",
+        "<tr>",
+        "<td class=x>",
+        "</table>",
+        "<img src=\"a.png\" alt=é>",
+        "<br/>",
+        "<",
+        ">",
+        "\"",
+        "'",
+        "=",
+        "<!--",
+        "-->",
+        "<!-- perf:fold -->",
+        "<script>",
+        "</script>",
+        "<style>a<b</style>",
+        "{% if a %}",
+        "{% else %}",
+        "{% endif %}",
+        "{% for x in xs %}",
+        "{% endfor %}",
+        "{{ x }}",
+        "class=\"mood-{{ m }}\"",
+        "{# perf:fold #}",
+        "{# perf:keep a-* #}",
+        "é",
+        "日本",
+        "\u{1F600}",
+        "\u{E000}",
+        "\u{E001}",
+        "\u{E002}",
+        "\u{E003}",
+        "\u{E004}",
+        "\u{E005}",
+        "\u{E006}",
+        "\u{E007}",
+        " ",
+        "\n",
+        "<a href=\"/static/css/x.css\" rel=stylesheet>",
+        "<select><option>",
+        "</html>",
+        "<body>",
+        "{% block b %}",
+        "{% endblock %}",
+        "{{ image!(\"img/a.jpg\") }}",
+    ];
+
+    const CSS: &str = "html,body{margin:0}.a>.b{color:red}.a .b+.c~p{x:y}\
+        li:nth-child(2n)::before{content:''}[class^=mood-]:not(.q):is(.a,td){z:1}\
+        :root{--k:1}@media (width>1px){.x{y:var(--k)}}#i:has(> p){a:b}table>tbody>tr>td{}";
+
+    #[test]
+    fn arbitrary_templates_never_panic() {
+        let sheet = StyleSheet::parse(CSS, ParserOptions::default()).unwrap();
+        let selectors: Vec<_> = sheet
+            .rules
+            .0
+            .iter()
+            .filter_map(|r| match r {
+                CssRule::Style(s) => Some(s.selectors.0.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let safelist = Safelist::new(&["a".into(), "mood-*".into()]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..1000 {
+            let n = (next() % 40) as usize;
+            let text: String = (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            // The markup reader alone, on text with markers anywhere.
+            let flat = template::Flat {
+                html: text.clone(),
+                ..template::Flat::default()
+            };
+            let tree = markup::parse(&flat, "/static", &|_| Some("perf-ph-1".into()));
+            let matcher = select::Matcher::new(&tree, &safelist);
+            for s in &selectors {
+                let _ = matcher.any(s);
+            }
+            // The whole reading of a template, askama's parser first (it may refuse).
+            std::fs::write(dir.path().join("t.html"), &text).unwrap();
+            std::fs::write(
+                dir.path().join("base.html"),
+                format!("<html>{{% block b %}}{text}{{% endblock %}}</html>"),
+            )
+            .unwrap();
+            let templates = template::Templates::load(dir.path()).unwrap();
+            for name in ["t.html", "base.html"] {
+                if let Ok(flats) = templates.flatten(&[name]) {
+                    let tree = markup::parse(&flats[0], "/static", &|_| None);
+                    let matcher = select::Matcher::new(&tree, &safelist);
+                    for s in &selectors {
+                        let _ = matcher.any(s);
+                    }
+                }
+                let _ = templates.flatten_chain(name);
+            }
+        }
+    }
 
     #[test]
     fn sizes_below_a_kib_are_in_bytes() {

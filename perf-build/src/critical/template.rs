@@ -467,12 +467,19 @@ impl<'a> Resolver<'_, 'a> {
         else {
             return Ok(());
         };
+        // A block that holds a block of its own name (askama refuses it, but the build
+        // must not overflow its stack on the way) renders its content once.
+        if self.depth > MAX_DEPTH || frame.block.is_some_and(|(n, l)| n == name && l == at) {
+            return Ok(());
+        }
         let nodes = frame.levels[at].blocks[name];
         let file = frame.levels[at].file;
         let outer = frame.block.replace((name, at));
-        self.nodes(nodes, frame, at, file)?;
+        self.depth += 1;
+        let result = self.nodes(nodes, frame, at, file);
+        self.depth -= 1;
         frame.block = outer;
-        Ok(())
+        result
     }
 
     /// Renders the body of the innermost call block, where its macro prints `caller()`.
