@@ -6,7 +6,10 @@
 
 use std::collections::HashSet;
 
+use std::cell::OnceCell;
+
 use lightningcss::dependencies::{Dependency, DependencyOptions};
+use lightningcss::error::ErrorLocation;
 use lightningcss::printer::PrinterOptions;
 use lightningcss::rules::{CssRule, CssRuleList};
 use lightningcss::stylesheet::{MinifyOptions, ParserOptions, StyleSheet};
@@ -27,14 +30,30 @@ pub struct Sheet<'a> {
     pub css: &'a str,
     /// Where it came from, for errors.
     pub file: &'a std::path::Path,
+    /// The CSS parsed, on first use: every template's extraction starts from a copy,
+    /// rather than parsing the stylesheet again.
+    pub parsed: OnceCell<Result<StyleSheet<'a>, (Option<ErrorLocation>, String)>>,
+}
+
+impl<'a> Sheet<'a> {
+    /// A finished stylesheet, not parsed yet.
+    pub fn new(logical: &'a str, hashed: &'a str, css: &'a str, file: &'a std::path::Path) -> Self {
+        Sheet {
+            logical,
+            hashed,
+            css,
+            file,
+            parsed: OnceCell::new(),
+        }
+    }
 }
 
 /// Everything extraction needs besides the template.
-pub struct Context<'a> {
+pub struct Context<'s, 'a> {
     /// Every finished stylesheet, to follow `@import`.
-    pub sheets: &'a [Sheet<'a>],
+    pub sheets: &'s [Sheet<'a>],
     /// The URL prefix: `/static`.
-    pub prefix: &'a str,
+    pub prefix: &'s str,
     /// Browser targets of the pipeline.
     pub targets: Targets,
 }
@@ -52,14 +71,19 @@ pub fn extract(
         column: loc.as_ref().map_or(1, |l| l.column),
         message: format!("critical CSS: {message}"),
     };
-    let mut parsed = StyleSheet::parse(
-        sheet.css,
-        ParserOptions {
-            filename: sheet.logical.to_string(),
-            ..ParserOptions::default()
-        },
-    )
-    .map_err(|e| error(e.loc, e.kind.to_string()))?;
+    let mut parsed = match sheet.parsed.get_or_init(|| {
+        StyleSheet::parse(
+            sheet.css,
+            ParserOptions {
+                filename: sheet.logical.to_string(),
+                ..ParserOptions::default()
+            },
+        )
+        .map_err(|e| (e.loc, e.kind.to_string()))
+    }) {
+        Ok(parsed) => parsed.clone(),
+        Err((loc, message)) => return Err(error(loc.clone(), message.clone())),
+    };
 
     // `@import`: the imported sheet's critical part, where the rule stood.
     let mut out = String::new();

@@ -252,17 +252,13 @@ fn compute(
         Some(t) => vec![t],
         None => templates.pages(),
     };
-    let flats = templates.flatten(&pages)?;
+    let parsed = templates.parse();
     let sheets: Vec<extract::Sheet> = assets
         .iter()
         .filter(|a| a.logical.ends_with(".css") && !a.logical.starts_with("_perf/critical/"))
         .filter_map(|a| {
-            Some(extract::Sheet {
-                logical: a.logical,
-                hashed: a.hashed,
-                css: std::str::from_utf8(a.bytes).ok()?,
-                file: a.file,
-            })
+            let css = std::str::from_utf8(a.bytes).ok()?;
+            Some(extract::Sheet::new(a.logical, a.hashed, css, a.file))
         })
         .collect();
     let placeholders: std::collections::HashMap<&str, String> = assets
@@ -278,12 +274,13 @@ fn compute(
     };
     let safelist = Safelist::new(&config.critical.safelist);
     let mut entries = Vec::new();
-    for (name, flat) in pages.iter().zip(&flats) {
-        let tree = markup::parse(flat, &config.url_prefix, &placeholder);
+    for name in &pages {
+        let flat = parsed.flatten(name)?;
+        let tree = markup::parse(&flat, &config.url_prefix, &placeholder);
         // The stylesheets: those the page links, and those its layouts link in a block
         // the page replaces (where `critical_css!` now stands).
         let mut stylesheets = tree.stylesheets.clone();
-        for raw in templates.flatten_chain(name)? {
+        for raw in parsed.flatten_chain(name)? {
             for s in markup::parse(&raw, &config.url_prefix, &placeholder).stylesheets {
                 if !stylesheets.contains(&s) {
                     stylesheets.push(s);

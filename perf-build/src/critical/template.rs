@@ -112,9 +112,13 @@ impl Templates {
         self.sources.get(name).map(|(p, _)| p.as_path())
     }
 
-    fn parse_all(&self) -> HashMap<&str, Result<Ast<'_>, Error>> {
+    /// Every template parsed once, for any number of [`Parsed::flatten`] and
+    /// [`Parsed::flatten_chain`] calls. A template that does not parse is an error only
+    /// when one of those reads it.
+    pub fn parse(&self) -> Parsed<'_> {
         let syntax = Syntax::default();
-        self.sources
+        let asts = self
+            .sources
             .iter()
             .map(|(name, (path, text))| {
                 let ast = Ast::from_str(text, None, &syntax).map_err(|e| {
@@ -131,47 +135,63 @@ impl Templates {
                 });
                 (name.as_str(), ast)
             })
-            .collect()
+            .collect();
+        Parsed {
+            templates: self,
+            asts,
+        }
     }
 
-    /// Flattens each of `names`. A template that does not parse is an error with its
-    /// line and column; so is an `extends`/`include` of a missing template.
+    /// Flattens each of `names` (see [`Parsed::flatten`]).
+    #[cfg(test)]
     pub fn flatten(&self, names: &[&str]) -> Result<Vec<Flat>, Error> {
-        let parsed = self.parse_all();
-        names
-            .iter()
-            .map(|name| {
-                let mut r = Resolver {
-                    templates: self,
-                    parsed: &parsed,
-                    flat: Flat::default(),
-                    depth: 0,
-                    follow_extends: true,
-                    callers: Vec::new(),
-                };
-                r.template(name, None)?;
-                Ok(r.flat)
-            })
-            .collect()
+        let parsed = self.parse();
+        names.iter().map(|name| parsed.flatten(name)).collect()
+    }
+
+    /// See [`Parsed::flatten_chain`].
+    #[cfg(test)]
+    pub fn flatten_chain(&self, name: &str) -> Result<Vec<Flat>, Error> {
+        self.parse().flatten_chain(name)
+    }
+}
+
+/// The templates of a [`Templates`], parsed.
+pub struct Parsed<'t> {
+    templates: &'t Templates,
+    asts: HashMap<&'t str, Result<Ast<'t>, Error>>,
+}
+
+impl Parsed<'_> {
+    fn resolver(&self, follow_extends: bool) -> Resolver<'_, '_> {
+        Resolver {
+            templates: self.templates,
+            parsed: &self.asts,
+            flat: Flat::default(),
+            depth: 0,
+            follow_extends,
+            callers: Vec::new(),
+        }
+    }
+
+    /// Flattens template `name`, its `extends` chain resolved. A template that does not
+    /// parse is an error with its line and column; so is an `extends`/`include` of a
+    /// missing template.
+    pub fn flatten(&self, name: &str) -> Result<Flat, Error> {
+        let mut r = self.resolver(true);
+        r.template(name, None)?;
+        Ok(r.flat)
     }
 
     /// Each template of `name`'s `extends` chain flattened on its own, blocks with
     /// their own content: what the layouts write in blocks that the page replaces.
     pub fn flatten_chain(&self, name: &str) -> Result<Vec<Flat>, Error> {
-        let parsed = self.parse_all();
         let mut out = Vec::new();
         let mut current = name.to_string();
         let mut seen = Vec::new();
         while !seen.contains(&current) && seen.len() < MAX_DEPTH {
             seen.push(current.clone());
-            let mut r = Resolver {
-                templates: self,
-                parsed: &parsed,
-                flat: Flat::default(),
-                depth: 0,
-                follow_extends: false,
-                callers: Vec::new(),
-            };
+            let mut r = self.resolver(false);
             r.template(&current, None)?;
             let (key, nodes) = r.ast(&current, None)?;
             let parent = nodes.iter().find_map(|n| match &**n {
