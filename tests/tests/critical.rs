@@ -1180,3 +1180,66 @@ fn critical_to_standard_output_is_only_the_css_under_cargo_run() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), critical(root, "page.html"));
 }
+
+/// Input as real projects write it: a stylesheet with a byte-order mark, inline SVG data
+/// URLs quoted both ways, a `</style>` inside a string (which must not close the inline
+/// `<style>`), and a page under a folder whose name has a space. A template with a
+/// byte-order mark before its `extends` is refused, as askama itself refuses it.
+#[test]
+fn real_project_input_bom_svg_data_urls_and_odd_names() {
+    let dir = site(&[
+        (
+            "static/css/app.css",
+            "\u{feff}.icon{background:url(\"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'%3E%3C/svg%3E\");order:601}\n\
+             .tick{background:url('data:image/svg+xml;utf8,<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>');order:602}\n\
+             .quote:after{content:\"</style><script>alert(1)</script>\";order:603}\n\
+             .unused{order:604}\n",
+        ),
+        (
+            "templates/base.html",
+            &format!(
+                "<!doctype html><html><head>{LINK}</head><body>{{% block main %}}{{% endblock %}}</body></html>"
+            ),
+        ),
+        (
+            "templates/my pages/a page.html",
+            "{% extends \"base.html\" %}{% block main %}<i class=\"icon tick\"></i><q class=\"quote\"></q>{% endblock %}",
+        ),
+    ]);
+    let root = dir.path();
+    let report = builder(root).run().unwrap();
+    let css = embedded(root, &report, "my pages/a page.html");
+    keeps(
+        &css,
+        &["order:601", "order:602", "order:603", "data:image/svg+xml"],
+    );
+    drops(&css, &["order:604", "\u{feff}"]);
+    assert!(
+        !css.to_ascii_lowercase().contains("</style"),
+        "the CSS could close its <style>: {css}"
+    );
+    let page = report
+        .assets
+        .iter()
+        .find(|a| a.path == "_perf/critical/my pages/a page.html.css")
+        .unwrap();
+    assert!(
+        page.url
+            .starts_with("/static/_perf/critical/my%20pages/a%20page.html."),
+        "{}",
+        page.url
+    );
+
+    write(
+        root,
+        "templates/my pages/a page.html",
+        "\u{feff}{% extends \"base.html\" %}{% block main %}{% endblock %}",
+    );
+    match builder(root).run() {
+        Err(perf_build::Error::Template { path, message, .. }) => {
+            assert!(path.ends_with("my pages/a page.html"), "{}", path.display());
+            assert!(message.contains("extends"), "{message}");
+        }
+        other => panic!("a byte-order mark before extends must fail as in askama: {other:?}"),
+    }
+}
