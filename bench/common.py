@@ -186,6 +186,36 @@ class Cdp:
         while time.monotonic() < deadline:
             self._read(max(0.01, deadline - time.monotonic()))
 
+    def navigate_and_settle(self, url, idle_seconds, timeout, on_event=None, poll=0.1):
+        """Navigates to `url` (events before it dropped) and waits for the load event
+        followed by `idle_seconds` with no request in flight, `timeout` at most.
+        `on_event(ts, method, params)` sees every event. Returns (t0, load event time)."""
+        self.events.clear()
+        t0 = time.monotonic()
+        self.call("Page.navigate", url=url)
+        inflight, loaded_at, last_activity, seen = set(), None, time.monotonic(), 0
+        while True:
+            self.pump(poll)
+            for ts, method, p in self.events[seen:]:
+                if on_event:
+                    on_event(ts, method, p)
+                if method == "Network.requestWillBeSent":
+                    inflight.add(p["requestId"])
+                    last_activity = ts
+                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
+                    inflight.discard(p["requestId"])
+                    last_activity = ts
+                elif method == "Page.loadEventFired" and loaded_at is None:
+                    loaded_at = ts
+            seen = len(self.events)
+            now = time.monotonic()
+            if loaded_at is not None and not inflight and now - max(last_activity, loaded_at) >= idle_seconds:
+                return t0, loaded_at
+            if now - t0 > timeout:
+                print(f"  warning: the page was not idle after {timeout:.0f} s ({len(inflight)} in flight)",
+                      file=sys.stderr)
+                return t0, loaded_at
+
     def close(self):
         try:
             self.ws.close()

@@ -222,39 +222,23 @@ def load(url, viewport, cpu_slowdown, scratch):
             cdp.call("Emulation.setTouchEmulationEnabled", enabled=True, maxTouchPoints=5)
         if cpu_slowdown != 1:
             cdp.call("Emulation.setCPUThrottlingRate", rate=cpu_slowdown)
-        cdp.events.clear()
-        t0 = time.monotonic()
-        cdp.call("Page.navigate", url=url)
-        inflight, loaded_at, last_activity, seen = set(), None, time.monotonic(), 0
         requests = {}
-        while True:
-            cdp.pump(0.05)
-            for ts, method, p in cdp.events[seen:]:
-                rid = p.get("requestId")
-                if method == "Network.requestWillBeSent":
-                    inflight.add(rid)
-                    last_activity = ts
-                    requests[rid] = dict(url=urllib.parse.urlsplit(p["request"]["url"]).path, type=p.get("type", ""),
-                                         start=round((ts - t0) * 1000))
-                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
-                    inflight.discard(rid)
-                    last_activity = ts
-                    if rid in requests:
-                        requests[rid]["end"] = round((ts - t0) * 1000)
-                        requests[rid]["bytes"] = int(p.get("encodedDataLength", 0))
-                        if method == "Network.loadingFailed":
-                            requests[rid]["failed"] = p.get("errorText", "")
-                elif method == "Network.responseReceived" and rid in requests:
-                    requests[rid]["status"] = p["response"].get("status")
-                elif method == "Page.loadEventFired" and loaded_at is None:
-                    loaded_at = ts
-            seen = len(cdp.events)
-            now = time.monotonic()
-            if loaded_at is not None and not inflight and now - max(last_activity, loaded_at) >= IDLE_SECONDS:
-                break
-            if now - t0 > LOAD_TIMEOUT:
-                print(f"  warning: not idle after {LOAD_TIMEOUT:.0f} s ({len(inflight)} in flight)", file=sys.stderr)
-                break
+        t0 = time.monotonic()
+
+        def on_event(ts, method, p):
+            rid = p.get("requestId")
+            if method == "Network.requestWillBeSent":
+                requests[rid] = dict(url=urllib.parse.urlsplit(p["request"]["url"]).path, type=p.get("type", ""),
+                                     start=round((ts - t0) * 1000))
+            elif method in ("Network.loadingFinished", "Network.loadingFailed") and rid in requests:
+                requests[rid]["end"] = round((ts - t0) * 1000)
+                requests[rid]["bytes"] = int(p.get("encodedDataLength", 0))
+                if method == "Network.loadingFailed":
+                    requests[rid]["failed"] = p.get("errorText", "")
+            elif method == "Network.responseReceived" and rid in requests:
+                requests[rid]["status"] = p["response"].get("status")
+
+        _, loaded_at = cdp.navigate_and_settle(url, IDLE_SECONDS, LOAD_TIMEOUT, on_event, poll=0.05)
         res = cdp.call("Runtime.evaluate", expression=METRICS_JS, awaitPromise=True, returnByValue=True)
         if "exceptionDetails" in res:
             raise RuntimeError(f"metrics script: {res['exceptionDetails']}")

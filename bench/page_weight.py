@@ -70,16 +70,6 @@ VIEWPORTS = [
     ("mobile", dict(width=412, height=915, deviceScaleFactor=2.625, mobile=True)),
     ("desktop", dict(width=1350, height=940, deviceScaleFactor=1, mobile=False)),
 ]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-debugging-port=0",
-]
 IDLE_SECONDS = 1.5
 LOAD_TIMEOUT = 60.0
 CATEGORIES = ["images", "css", "js", "document", "other"]
@@ -184,30 +174,7 @@ def load_page(url, viewport, scratch):
         cdp.call("Emulation.setDeviceMetricsOverride", **viewport)
         if viewport["mobile"]:
             cdp.call("Emulation.setTouchEmulationEnabled", enabled=True, maxTouchPoints=5)
-        cdp.events.clear()
-        t0 = time.monotonic()
-        cdp.call("Page.navigate", url=url)
-
-        inflight, loaded_at, last_activity = set(), None, time.monotonic()
-        seen = 0
-        while True:
-            cdp.pump(0.1)
-            for ts, method, p in cdp.events[seen:]:
-                if method == "Network.requestWillBeSent":
-                    inflight.add(p["requestId"])
-                    last_activity = ts
-                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
-                    inflight.discard(p["requestId"])
-                    last_activity = ts
-                elif method == "Page.loadEventFired" and loaded_at is None:
-                    loaded_at = ts
-            seen = len(cdp.events)
-            now = time.monotonic()
-            if loaded_at is not None and not inflight and now - max(last_activity, loaded_at) >= IDLE_SECONDS:
-                break
-            if now - t0 > LOAD_TIMEOUT:
-                print(f"  warning: the page was not idle after {LOAD_TIMEOUT:.0f} s ({len(inflight)} in flight)", file=sys.stderr)
-                break
+        t0, loaded_at = cdp.navigate_and_settle(url, IDLE_SECONDS, LOAD_TIMEOUT)
         state = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)["result"]["value"]
         cdp.pump(0.2)
         return collect(cdp.events, t0, loaded_at, version, state)
