@@ -25,9 +25,9 @@ mod filters {
 /// inline import map and the scripts carry the request's CSP nonce.
 pub struct Layout {
     import_map: String,
-    modulepreload: String,
+    modulepreload: &'static str,
     /// The browser-metrics script tag (empty when the suite's frontend part is off).
-    vitals: String,
+    vitals: &'static str,
     /// The ImageOptimizer script (`critical_css!` loads the placeholder stylesheet with
     /// the rest).
     images: String,
@@ -42,8 +42,8 @@ static MODULEPRELOAD: LazyLock<String> = LazyLock::new(|| ASSETS.modulepreload_t
 fn layout() -> Layout {
     Layout {
         import_map: ASSETS.import_map_tag(),
-        modulepreload: MODULEPRELOAD.clone(),
-        vitals: VITALS_TAG.get().cloned().unwrap_or_default(),
+        modulepreload: &MODULEPRELOAD,
+        vitals: VITALS_TAG.get().map_or("", String::as_str),
         images: ASSETS.image_optimizer_tag(),
     }
 }
