@@ -54,8 +54,7 @@ impl AssetKind for Js {
     }
 
     fn accepts(&self, logical: &str) -> bool {
-        let ext = crate::mime::extension(logical);
-        ext.eq_ignore_ascii_case("js") || ext.eq_ignore_ascii_case("mjs")
+        is_script(logical)
     }
 
     fn options(&self) -> Result<Option<String>, Error> {
@@ -88,6 +87,12 @@ impl AssetKind for Js {
             true,
         ))
     }
+}
+
+/// Whether a logical name is a script or module: `.js`, `.mjs`.
+pub fn is_script(logical: &str) -> bool {
+    let ext = crate::mime::extension(logical);
+    ext.eq_ignore_ascii_case("js") || ext.eq_ignore_ascii_case("mjs")
 }
 
 type Output = (String, Vec<Reference>, Option<String>);

@@ -28,6 +28,7 @@
 //! The work is parallel and incremental: every transform and compression is stored in a
 //! content-addressed cache, so an unchanged file is never processed twice.
 
+mod bundle;
 mod cache;
 mod cargo;
 mod check;

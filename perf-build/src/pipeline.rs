@@ -20,7 +20,7 @@ use crate::finish::Final;
 use crate::images::{self, ImageInfo, manifest};
 use crate::other::Other;
 use crate::transform::{AssetKind, Piece, Transformed};
-use crate::{Error, css, finish, hash, js, mime, resolve};
+use crate::{Error, bundle, css, finish, hash, js, mime, resolve};
 
 /// One finished asset.
 #[derive(Debug, Clone)]
@@ -120,6 +120,13 @@ pub fn run(
             logical: manifest::OPTIMIZER.to_string(),
             file: manifest::optimizer_path(),
             builtin: Some(manifest::OPTIMIZER_SOURCE),
+        });
+    }
+    if inputs.iter().any(|i| js::is_script(&i.logical)) {
+        inputs.push(Input {
+            logical: bundle::SPLITTER.to_string(),
+            file: bundle::splitter_path(),
+            builtin: Some(bundle::SPLITTER_SOURCE),
         });
     }
     let with_critical = critical::wanted(config, root);
