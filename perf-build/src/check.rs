@@ -35,6 +35,23 @@ pub fn templates(dir: &Path, known: &HashSet<&str>) -> Result<(), Error> {
     Error::collect(errors)
 }
 
+/// Every asset name written as a literal in the files under `dir` (the templates), in
+/// order of first appearance.
+pub fn named_assets(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    for input in discover(dir)? {
+        let Ok(text) = std::fs::read_to_string(&input.file) else {
+            continue;
+        };
+        for (name, _) in calls(&text) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// `(name, byte offset of the literal)` for each `asset_url!("name")` (and the other
 /// macros) and each `"name"|asset_url` (or `|image`) in `text`.
 fn calls(text: &str) -> Vec<(String, usize)> {

@@ -43,6 +43,38 @@ pub struct Config {
     pub images: ImageConfig,
     /// Critical CSS per template (`[package.metadata.perf.critical]`).
     pub critical: CriticalConfig,
+    /// Bundling and code splitting of ES modules (`[package.metadata.perf.bundle]`).
+    pub bundle: BundleConfig,
+}
+
+/// Settings of bundling: `[package.metadata.perf.bundle]`, or `PERF_BUILD_BUNDLE_*`
+/// variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BundleConfig {
+    /// Bundle ES modules into chunks (default on). Off, every module ships as its own
+    /// file, as written: quicker development builds, more requests.
+    pub enabled: bool,
+    /// Modules (logical paths) that are entries besides the ones found: each module no
+    /// other module imports, each script a template names, and each feature.
+    pub entries: Vec<String>,
+    /// Folder (under the static dir) whose modules are named features, loaded on demand
+    /// with `CodeSplitter.loadFeature(name)` (default `features`).
+    pub features_dir: String,
+    /// Modules shared by several entries go to shared chunks; a shared chunk smaller than
+    /// this many bytes (before minification) is merged into the chunks that need it
+    /// rather than costing a request of its own (default 2048).
+    pub min_chunk_size: u64,
+}
+
+impl Default for BundleConfig {
+    fn default() -> Self {
+        BundleConfig {
+            enabled: true,
+            entries: Vec::new(),
+            features_dir: "features".into(),
+            min_chunk_size: 2048,
+        }
+    }
 }
 
 /// What a template whose critical CSS is over budget does to the build.
@@ -164,6 +196,7 @@ impl Default for Config {
             cache_dir: None,
             images: ImageConfig::default(),
             critical: CriticalConfig::default(),
+            bundle: BundleConfig::default(),
         }
     }
 }
@@ -193,6 +226,10 @@ pub const ENV_VARS: &[&str] = &[
     "PERF_BUILD_CRITICAL_BUDGET",
     "PERF_BUILD_CRITICAL_OVER_BUDGET",
     "PERF_BUILD_CRITICAL_SAFELIST",
+    "PERF_BUILD_BUNDLE_ENABLED",
+    "PERF_BUILD_BUNDLE_ENTRIES",
+    "PERF_BUILD_BUNDLE_FEATURES_DIR",
+    "PERF_BUILD_BUNDLE_MIN_CHUNK_SIZE",
 ];
 
 /// One source of settings: a metadata table or the environment.
@@ -263,6 +300,9 @@ const IMAGE_KEYS: &[&str] = &[
 
 /// The keys of `[package.metadata.perf.critical]`.
 const CRITICAL_KEYS: &[&str] = &["enabled", "budget", "over-budget", "safelist"];
+
+/// The keys of `[package.metadata.perf.bundle]`.
+const BUNDLE_KEYS: &[&str] = &["enabled", "entries", "features-dir", "min-chunk-size"];
 
 fn origin(from_env: bool, key: &str) -> String {
     if from_env {
@@ -412,7 +452,8 @@ impl Config {
             }
         }
         self.images.apply(source, from_env)?;
-        self.critical.apply(source, from_env)
+        self.critical.apply(source, from_env)?;
+        self.bundle.apply(source, from_env)
     }
 
     /// Reads `[package.metadata.perf]` of the manifest, then the environment.
@@ -422,7 +463,11 @@ impl Config {
     pub fn from_manifest(manifest: &Path) -> Result<Config, Error> {
         let mut config = Config::default();
         if let Some(table) = read_metadata(manifest)? {
-            for (name, keys) in [("images", IMAGE_KEYS), ("critical", CRITICAL_KEYS)] {
+            for (name, keys) in [
+                ("images", IMAGE_KEYS),
+                ("critical", CRITICAL_KEYS),
+                ("bundle", BUNDLE_KEYS),
+            ] {
                 if let Some(Value::Object(sub)) = table.get(name) {
                     for key in sub.keys() {
                         if !keys.contains(&key.as_str()) {
@@ -440,7 +485,9 @@ impl Config {
                 }
             }
             for key in table.keys() {
-                if !KEYS.contains(&key.as_str()) && key != "images" && key != "critical" {
+                if !KEYS.contains(&key.as_str())
+                    && !["images", "critical", "bundle"].contains(&key.as_str())
+                {
                     let near = KEYS
                         .iter()
                         .find(|k| k.replace('-', "_") == *key || key.starts_with(&k[..3]));
@@ -588,6 +635,40 @@ impl CriticalConfig {
                     )?
                 }
                 _ => unreachable!("every key of CRITICAL_KEYS is handled"),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BundleConfig {
+    fn apply(&mut self, source: &dyn Source, from_env: bool) -> Result<(), Error> {
+        for name in BUNDLE_KEYS {
+            let key = format!("bundle.{name}");
+            let key = key.as_str();
+            let Some(value) = source.get(key) else {
+                continue;
+            };
+            let value = value?;
+            match *name {
+                "enabled" => self.enabled = as_bool(&value, from_env, key)?,
+                "entries" => {
+                    self.entries = as_list(
+                        &value,
+                        from_env,
+                        key,
+                        "is not a list: write [\"js/admin.js\"]",
+                    )?
+                }
+                "features-dir" => {
+                    self.features_dir = as_string(&value, from_env, key)?
+                        .trim_matches('/')
+                        .to_string()
+                }
+                "min-chunk-size" => {
+                    self.min_chunk_size = as_whole(&value, from_env, key, 0.0..=1e9)?
+                }
+                _ => unreachable!("every key of BUNDLE_KEYS is handled"),
             }
         }
         Ok(())

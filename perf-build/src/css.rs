@@ -279,6 +279,8 @@ mod tests {
             logical: "css/a.css".into(),
             file: "static/css/a.css".into(),
             builtin: None,
+            made: None,
+            map: None,
         };
         let piece = css.transform(&input, src.as_bytes())?.pieces.remove(0);
         Ok(Out {

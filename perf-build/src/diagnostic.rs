@@ -20,6 +20,44 @@ struct Located<'a> {
 
 fn locate(e: &Error) -> Option<Located<'_>> {
     Some(match e {
+        Error::MissingPackage {
+            path,
+            line,
+            column,
+            specifier,
+            package,
+            package_dir,
+        } => Located {
+            message: format!(
+                "cannot resolve `{specifier}`: the npm package `{package}` is not installed"
+            ),
+            path,
+            line: *line,
+            column: *column,
+            label: "imported here",
+            hint: Some(match package_dir {
+                Some(dir) => format!(
+                    "run `npm install {package}` in {} (node_modules is looked up from the importing file upwards)",
+                    dir.display()
+                ),
+                None => format!(
+                    "run `npm init -y && npm install {package}` in the package's folder (node_modules is looked up from the importing file upwards)"
+                ),
+            }),
+        },
+        Error::Bundle {
+            path,
+            line,
+            column,
+            message,
+        } if *line > 0 => Located {
+            message: message.clone(),
+            path,
+            line: *line,
+            column: *column,
+            label: "here",
+            hint: None,
+        },
         Error::Css {
             path,
             line,

@@ -14,11 +14,18 @@ pub struct Input {
     /// The bytes of a file that perf-build itself ships (the ImageOptimizer script),
     /// read from here instead of `file`.
     pub builtin: Option<&'static [u8]>,
+    /// The bytes of a file made by an earlier stage (a bundled chunk).
+    pub made: Option<std::sync::Arc<[u8]>>,
+    /// The source map of a made file, back to the files it was made from.
+    pub map: Option<std::sync::Arc<str>>,
 }
 
 impl Input {
     /// The file's bytes.
     pub fn read(&self) -> Result<std::borrow::Cow<'static, [u8]>, crate::Error> {
+        if let Some(made) = &self.made {
+            return Ok(std::borrow::Cow::Owned(made.to_vec()));
+        }
         match self.builtin {
             Some(b) => Ok(std::borrow::Cow::Borrowed(b)),
             None => std::fs::read(&self.file)
@@ -92,6 +99,8 @@ fn walk(
                 logical,
                 file: path,
                 builtin: None,
+                made: None,
+                map: None,
             });
         }
     }

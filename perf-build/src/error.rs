@@ -59,6 +59,34 @@ pub enum Error {
         /// The closest existing reference, written the same way.
         hint: Option<String>,
     },
+    /// A module imports an npm package that is not installed.
+    #[error("{}:{line}:{column}: cannot resolve the package `{package}` (`{specifier}`): run `npm install {package}`", path.display())]
+    MissingPackage {
+        /// The importing module.
+        path: PathBuf,
+        /// Line, from 1.
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// The specifier as written: `d3-array/src/max.js`.
+        specifier: String,
+        /// The package it names: `d3-array`.
+        package: String,
+        /// The folder holding the application's `package.json`, if there is one.
+        package_dir: Option<PathBuf>,
+    },
+    /// The bundler refused the modules (a missing export, an invalid annotation…).
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Bundle {
+        /// The module.
+        path: PathBuf,
+        /// Line, from 1 (0 when the bundler gave no position).
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// What the bundler said.
+        message: String,
+    },
     /// An image cannot be decoded or encoded.
     #[error("{}: image error: {message}", path.display())]
     Image {

@@ -77,6 +77,7 @@ impl AssetKind for Js {
             source,
             self.minify,
             self.source_maps,
+            input.map.as_deref(),
         )?;
         Ok(Transformed::code(
             &input.logical,
@@ -104,6 +105,7 @@ fn transform(
     source: &str,
     minify: bool,
     source_map: bool,
+    input_map: Option<&str>,
 ) -> Result<Output, Error> {
     GLOBALS.set(&Globals::new(), || {
         let cm: Lrc<SourceMap> = Default::default();
@@ -111,7 +113,7 @@ fn transform(
         // nowhere: parse errors come back as values, reported with file:line:column.
         let handler = Handler::with_emitter_writer(Box::new(std::io::sink()), Some(cm.clone()));
         HANDLER.set(&handler, || {
-            transform_in(&cm, file, logical, source, minify, source_map)
+            transform_in(&cm, file, logical, source, minify, source_map, input_map)
         })
     })
 }
@@ -123,6 +125,7 @@ fn transform_in(
     source: &str,
     minify: bool,
     source_map: bool,
+    input_map: Option<&str>,
 ) -> Result<Output, Error> {
     {
         let fm = cm.new_source_file(
@@ -174,7 +177,7 @@ fn transform_in(
         let refs = finder.refs;
 
         if !minify {
-            return Ok((source.to_string(), refs, None));
+            return Ok((source.to_string(), refs, input_map.map(str::to_string)));
         }
 
         let is_module = program.is_module();
@@ -239,7 +242,12 @@ fn transform_in(
                 .map_err(|e| error(Span::default(), format!("printing failed: {e}")))?;
         }
         let map = if source_map {
-            let map = cm.build_source_map(&mappings, None, MapConfig);
+            // A bundled chunk's map goes back to the original modules: compose with it.
+            let orig = input_map
+                .map(|m| swc_sourcemap::SourceMap::from_slice(m.as_bytes()))
+                .transpose()
+                .map_err(|e| error(Span::default(), format!("the bundle's source map: {e}")))?;
+            let map = cm.build_source_map(&mappings, orig, MapConfig);
             let mut json = Vec::new();
             map.to_writer(&mut json)
                 .map_err(|e| error(Span::default(), format!("source map: {e}")))?;
@@ -328,7 +336,7 @@ mod tests {
     }
 
     fn run(name: &str, src: &str, maps: bool) -> Result<Out, Error> {
-        let (code, refs, map) = transform(Path::new(name), name, src, true, maps)?;
+        let (code, refs, map) = transform(Path::new(name), name, src, true, maps, None)?;
         Ok(Out { code, refs, map })
     }
 

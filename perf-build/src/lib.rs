@@ -55,9 +55,14 @@ mod transform;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use config::{AvifWhen, Config, CriticalConfig, ImageConfig, OverBudget, Quality};
+pub use bundle::{ChunkInfo, ChunkKind};
+pub use config::{
+    AvifWhen, BundleConfig, Config, CriticalConfig, ImageConfig, OverBudget, Quality,
+};
 pub use error::Error;
-pub use report::{AssetReport, CriticalReport, ImageReport, Report, VariantReport};
+pub use report::{
+    AssetReport, ChunkReport, CriticalReport, FirstLoad, ImageReport, Report, VariantReport,
+};
 
 /// Runs the pipeline with the package's configuration: `[package.metadata.perf]`, then
 /// `PERF_BUILD_*` variables. The whole of a typical `build.rs`.
@@ -209,6 +214,13 @@ impl Builder {
         self
     }
 
+    /// Bundling and code splitting of ES modules: on or off, extra entries, the features
+    /// folder, the smallest shared chunk ([`BundleConfig`]).
+    pub fn bundle(mut self, bundle: BundleConfig) -> Self {
+        self.config.bundle = bundle;
+        self
+    }
+
     /// Where the content-addressed cache lives.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.cache_dir = Some(dir.into());
@@ -300,6 +312,10 @@ impl Builder {
                 output.assets.iter().map(|a| a.source.as_path()).collect();
             for source in sources {
                 cargo::rerun_if_changed(source);
+            }
+            // The npm files the bundle read, and what decides how packages resolve.
+            for file in &output.watched {
+                cargo::rerun_if_changed(file);
             }
         }
         if self.check_templates && templates.is_dir() {

@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use crate::bundle::ChunkInfo;
 use crate::cache::Cache;
 use crate::compress::{self, Variants};
 use crate::config::{Config, Quality};
@@ -51,6 +53,8 @@ pub struct Built {
     pub image: Option<ImageInfo>,
     /// A template's critical CSS: which template, which stylesheets.
     pub critical: Option<CriticalInfo>,
+    /// A bundled chunk: what it is, which modules it holds.
+    pub chunk: Option<ChunkInfo>,
 }
 
 /// The result of a pipeline run.
@@ -66,6 +70,8 @@ pub struct Output {
     pub elapsed: Duration,
     /// What the build should say without failing (critical CSS over budget).
     pub warnings: Vec<String>,
+    /// Files outside the static dir that the build read (npm packages of the bundle).
+    pub watched: Vec<PathBuf>,
 }
 
 /// A piece on its way through the pipeline, with the input it came from.
@@ -120,6 +126,8 @@ pub fn run(
             logical: manifest::OPTIMIZER.to_string(),
             file: manifest::optimizer_path(),
             builtin: Some(manifest::OPTIMIZER_SOURCE),
+            made: None,
+            map: None,
         });
     }
     if inputs.iter().any(|i| js::is_script(&i.logical)) {
@@ -127,6 +135,8 @@ pub fn run(
             logical: bundle::SPLITTER.to_string(),
             file: bundle::splitter_path(),
             builtin: Some(bundle::SPLITTER_SOURCE),
+            made: None,
+            map: None,
         });
     }
     let with_critical = critical::wanted(config, root);
@@ -135,6 +145,8 @@ pub fn run(
             logical: critical::LOADER.to_string(),
             file: critical::loader_path(),
             builtin: Some(critical::LOADER_SOURCE),
+            made: None,
+            map: None,
         });
     }
     let progress = Progress {
@@ -143,6 +155,26 @@ pub fn run(
         done: AtomicUsize::new(0),
         report: progress,
     };
+    // Bundling replaces the ES modules with chunks, which the JavaScript kind then
+    // minifies like any script.
+    let mut chunks: HashMap<String, ChunkInfo> = HashMap::new();
+    let mut watched = Vec::new();
+    if let Some(bundled) = bundle::bundle(&inputs, config, root, cache)? {
+        progress.hit(bundled.cache_hit);
+        inputs.retain(|i| !bundled.consumed.contains(&i.logical));
+        for c in bundled.chunks {
+            chunks.insert(c.logical.clone(), c.info);
+            inputs.push(Input {
+                logical: c.logical,
+                file: c.source,
+                builtin: None,
+                made: Some(Arc::from(c.code.into_bytes())),
+                map: c.map.map(Arc::from),
+            });
+        }
+        inputs.sort_by(|a, b| a.logical.cmp(&b.logical));
+        watched = bundled.watched;
+    }
     // Progress counts one step per input, then one per finished asset; until the inputs
     // are transformed, assume one asset each.
     let estimate = inputs.len() * 2;
@@ -179,12 +211,16 @@ pub fn run(
     }
     let mut assets = precompress_all(units, finals, imports, config, cache, &progress);
     assets.sort_by(|a, b| a.logical.cmp(&b.logical));
+    for a in &mut assets {
+        a.chunk = chunks.get(&a.logical).cloned();
+    }
     Ok(Output {
         assets,
         cache_hits: progress.hits.load(Ordering::Relaxed),
         cache_misses: progress.misses.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
         warnings,
+        watched,
     })
 }
 
@@ -210,7 +246,12 @@ fn transform_all(
                 Some(options) => {
                     let key = Cache::key(
                         kind.name(),
-                        &[options.as_bytes(), input.logical.as_bytes(), &raw[..]],
+                        &[
+                            options.as_bytes(),
+                            input.logical.as_bytes(),
+                            &raw[..],
+                            input.map.as_deref().unwrap_or("").as_bytes(),
+                        ],
                     );
                     let cached = cache.get(&key).and_then(|b| Transformed::decode(&b));
                     progress.hit(cached.is_some());
@@ -356,6 +397,7 @@ fn precompress_all(
                 imports,
                 image,
                 critical,
+                chunk: None,
             }
         })
         .collect()

@@ -32,6 +32,39 @@ pub struct AssetReport {
     /// A template's critical CSS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub critical: Option<CriticalReport>,
+    /// A bundled chunk: its kind, its modules and, for an entry or a feature, what its
+    /// first load needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<ChunkReport>,
+}
+
+/// The bundling part of an [`AssetReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ChunkReport {
+    /// `entry`, `feature`, `dynamic` (a split point) or `shared`.
+    pub kind: &'static str,
+    /// A feature's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    /// The modules bundled into the chunk: logical paths, `node_modules/…` for npm code.
+    pub modules: Vec<String>,
+    /// For an entry, a feature or a split point: every chunk loading it needs (itself
+    /// first, then what it imports statically, directly or not), and their bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_load: Option<FirstLoad>,
+}
+
+/// What loading one entry costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstLoad {
+    /// Logical paths of the chunks, the entry first.
+    pub chunks: Vec<String>,
+    /// Minified bytes of them all.
+    pub minified: usize,
+    /// Gzip bytes of them all (identity where no gzip variant is kept).
+    pub gzip: usize,
+    /// Brotli bytes of them all (identity where none is kept).
+    pub brotli: usize,
 }
 
 /// The critical-CSS part of an [`AssetReport`].
@@ -172,6 +205,7 @@ impl Report {
                             },
                         }
                     }),
+                    chunk: a.chunk.as_ref().map(|c| chunk_report(a, c, &by_logical)),
                 })
                 .collect(),
             cache_hits: output.cache_hits,
@@ -255,6 +289,36 @@ impl Report {
             }
             out.push('\n');
         }
+        let loads: Vec<(&AssetReport, &FirstLoad)> = self
+            .assets
+            .iter()
+            .filter_map(|a| Some((a, a.chunk.as_ref()?.first_load.as_ref()?)))
+            .collect();
+        if !loads.is_empty() {
+            out.push_str(&format!(
+                "\n{:<width$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
+                "first load (entry, feature)", "chunks", "modules", "minified", "gzip", "brotli"
+            ));
+            for (a, load) in loads {
+                let modules: usize = load
+                    .chunks
+                    .iter()
+                    .filter_map(|c| self.assets.iter().find(|x| &x.path == c))
+                    .filter_map(|x| x.chunk.as_ref())
+                    .map(|c| c.modules.len())
+                    .sum();
+                out.push_str(&format!(
+                    "{:<width$}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n",
+                    a.path,
+                    load.chunks.len(),
+                    modules,
+                    kb(load.minified),
+                    kb(load.gzip),
+                    kb(load.brotli)
+                ));
+            }
+            out.push('\n');
+        }
         for w in &self.warnings {
             out.push_str(&format!("warning: {w}\n"));
         }
@@ -269,6 +333,61 @@ impl Report {
             self.elapsed
         ));
         out
+    }
+}
+
+fn chunk_report(
+    a: &Built,
+    c: &crate::bundle::ChunkInfo,
+    by_logical: &std::collections::HashMap<&str, &Built>,
+) -> ChunkReport {
+    use crate::bundle::ChunkKind;
+    let (kind, feature) = match &c.kind {
+        ChunkKind::Entry => ("entry", None),
+        ChunkKind::Feature(name) => ("feature", Some(name.clone())),
+        ChunkKind::Dynamic => ("dynamic", None),
+        ChunkKind::Shared => ("shared", None),
+    };
+    let first_load = (kind != "shared").then(|| {
+        let mut chunks = vec![a.logical.clone()];
+        let mut i = 0;
+        while i < chunks.len() {
+            if let Some(b) = by_logical.get(chunks[i].as_str()) {
+                for import in &b.imports {
+                    if !chunks.contains(import) {
+                        chunks.push(import.clone());
+                    }
+                }
+            }
+            i += 1;
+        }
+        let built: Vec<&Built> = chunks
+            .iter()
+            .filter_map(|c| by_logical.get(c.as_str()).copied())
+            .collect();
+        FirstLoad {
+            minified: built.iter().map(|b| b.identity.len()).sum(),
+            gzip: built
+                .iter()
+                .map(|b| b.variants.gzip.as_ref().map_or(b.identity.len(), Vec::len))
+                .sum(),
+            brotli: built
+                .iter()
+                .map(|b| {
+                    b.variants
+                        .brotli
+                        .as_ref()
+                        .map_or(b.identity.len(), Vec::len)
+                })
+                .sum(),
+            chunks,
+        }
+    });
+    ChunkReport {
+        kind,
+        feature,
+        modules: c.modules.clone(),
+        first_load,
     }
 }
 
