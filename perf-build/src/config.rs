@@ -64,6 +64,9 @@ pub struct BundleConfig {
     /// this many bytes (before minification) is merged into the chunks that need it
     /// rather than costing a request of its own (default 2048).
     pub min_chunk_size: u64,
+    /// Run `npm ci` in the package's folder when its `package.json` declares dependencies
+    /// and `node_modules` is missing or older than `package-lock.json` (default on).
+    pub npm_install: bool,
 }
 
 impl Default for BundleConfig {
@@ -73,6 +76,7 @@ impl Default for BundleConfig {
             entries: Vec::new(),
             features_dir: "features".into(),
             min_chunk_size: 2048,
+            npm_install: true,
         }
     }
 }
@@ -230,6 +234,7 @@ pub const ENV_VARS: &[&str] = &[
     "PERF_BUILD_BUNDLE_ENTRIES",
     "PERF_BUILD_BUNDLE_FEATURES_DIR",
     "PERF_BUILD_BUNDLE_MIN_CHUNK_SIZE",
+    "PERF_BUILD_BUNDLE_NPM_INSTALL",
 ];
 
 /// One source of settings: a metadata table or the environment.
@@ -302,7 +307,13 @@ const IMAGE_KEYS: &[&str] = &[
 const CRITICAL_KEYS: &[&str] = &["enabled", "budget", "over-budget", "safelist"];
 
 /// The keys of `[package.metadata.perf.bundle]`.
-const BUNDLE_KEYS: &[&str] = &["enabled", "entries", "features-dir", "min-chunk-size"];
+const BUNDLE_KEYS: &[&str] = &[
+    "enabled",
+    "entries",
+    "features-dir",
+    "min-chunk-size",
+    "npm-install",
+];
 
 fn origin(from_env: bool, key: &str) -> String {
     if from_env {
@@ -668,6 +679,7 @@ impl BundleConfig {
                 "min-chunk-size" => {
                     self.min_chunk_size = as_whole(&value, from_env, key, 0.0..=1e9)?
                 }
+                "npm-install" => self.npm_install = as_bool(&value, from_env, key)?,
                 _ => unreachable!("every key of BUNDLE_KEYS is handled"),
             }
         }

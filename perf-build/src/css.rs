@@ -22,6 +22,9 @@ pub struct Css {
     queries: Vec<String>,
     minify: bool,
     source_maps: bool,
+    /// Inline local `@import`s (on when bundling is).
+    inline_imports: bool,
+    url_prefix: String,
     cache: Cache,
     // Resolving browserslist queries costs milliseconds: only a build with a stylesheet
     // pays it, once.
@@ -35,6 +38,8 @@ impl Css {
             queries: config.targets.clone(),
             minify: config.minify,
             source_maps: config.source_maps,
+            inline_imports: config.bundle.enabled,
+            url_prefix: config.url_prefix.clone(),
             cache: cache.clone(),
             targets: OnceLock::new(),
         }
@@ -151,11 +156,32 @@ impl AssetKind for Css {
 
     fn options(&self) -> Result<Option<String>, Error> {
         Ok(Some(format!(
-            "minify={} maps={} targets={}",
+            "minify={} maps={} inline={} prefix={} targets={}",
             self.minify,
             self.source_maps,
+            self.inline_imports,
+            self.url_prefix,
             self.targets()?.1
         )))
+    }
+
+    fn dependencies(&self, input: &Input, raw: &[u8]) -> Vec<u8> {
+        let Ok(source) = std::str::from_utf8(raw) else {
+            return Vec::new();
+        };
+        let Some(imports) = self.imports(input, source) else {
+            return Vec::new();
+        };
+        let mut key = Vec::new();
+        for (path, text) in &imports.files {
+            if *path != input.file {
+                key.extend_from_slice(path.to_string_lossy().as_bytes());
+                key.push(0);
+                key.extend_from_slice(crate::hash::sha256_hex(text.as_bytes()).as_bytes());
+                key.push(0);
+            }
+        }
+        key
     }
 
     fn transform(&self, input: &Input, raw: &[u8]) -> Result<Transformed, Error> {
@@ -165,6 +191,7 @@ impl AssetKind for Css {
             column,
             message,
         })?;
+        let imports = self.imports(input, source);
         let (code, refs, map) = transform(
             &input.file,
             &input.logical,
@@ -172,6 +199,7 @@ impl AssetKind for Css {
             self.targets()?.0,
             self.minify,
             self.source_maps,
+            imports.as_ref(),
         )?;
         Ok(Transformed::code(
             &input.logical,
@@ -181,6 +209,103 @@ impl AssetKind for Css {
             MapComment::Css,
             false,
         ))
+    }
+}
+
+impl Css {
+    /// The local stylesheets `@import`ed by this one, directly or not, read from disk: what
+    /// inlining them needs. `None` when inlining is off or there is nothing to inline.
+    fn imports(&self, input: &Input, source: &str) -> Option<Imports> {
+        if !self.inline_imports || !source.contains("@import") {
+            return None;
+        }
+        // The static dir: the input's path without its logical path.
+        let mut static_dir = input.file.clone();
+        for _ in input.logical.split('/') {
+            static_dir.pop();
+        }
+        let mut imports = Imports {
+            files: std::collections::BTreeMap::new(),
+            logical: std::collections::HashMap::new(),
+            url_prefix: self.url_prefix.clone(),
+        };
+        imports.files.insert(input.file.clone(), source.to_string());
+        imports
+            .logical
+            .insert(input.file.clone(), input.logical.clone());
+        let mut stack = vec![(input.logical.clone(), source.to_string())];
+        while let Some((logical, text)) = stack.pop() {
+            let Ok(sheet) = StyleSheet::parse(&text, ParserOptions::default()) else {
+                continue;
+            };
+            for rule in &sheet.rules.0 {
+                let lightningcss::rules::CssRule::Import(import) = rule else {
+                    continue;
+                };
+                let crate::refs::Target::Local {
+                    logical: target, ..
+                } = crate::refs::classify(
+                    &logical,
+                    &import.url,
+                    &self.url_prefix,
+                    crate::refs::Lang::Css,
+                )
+                else {
+                    continue;
+                };
+                let path = static_dir.join(&target);
+                if imports.files.contains_key(&path) {
+                    continue;
+                }
+                let Ok(imported) = std::fs::read_to_string(&path) else {
+                    // A missing file stays an `@import`, reported as a missing reference.
+                    continue;
+                };
+                let imported = imported.trim_start_matches('\u{feff}').to_string();
+                imports.files.insert(path.clone(), imported.clone());
+                imports.logical.insert(path, target.clone());
+                stack.push((target, imported));
+            }
+        }
+        (imports.files.len() > 1).then_some(imports)
+    }
+}
+
+/// A stylesheet and the local stylesheets it imports, for lightningcss's bundler.
+struct Imports {
+    /// Path → text, the importing stylesheet included.
+    files: std::collections::BTreeMap<std::path::PathBuf, String>,
+    /// Path → logical path.
+    logical: std::collections::HashMap<std::path::PathBuf, String>,
+    url_prefix: String,
+}
+
+impl lightningcss::bundler::SourceProvider for Imports {
+    type Error = std::io::Error;
+
+    fn read<'a>(&'a self, file: &Path) -> Result<&'a str, Self::Error> {
+        self.files
+            .get(file)
+            .map(String::as_str)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn resolve(
+        &self,
+        specifier: &str,
+        originating_file: &Path,
+    ) -> Result<lightningcss::bundler::ResolveResult, Self::Error> {
+        use lightningcss::bundler::ResolveResult;
+        let Some(from) = self.logical.get(originating_file) else {
+            return Ok(ResolveResult::External(specifier.to_string()));
+        };
+        if let crate::refs::Target::Local { logical, .. } =
+            crate::refs::classify(from, specifier, &self.url_prefix, crate::refs::Lang::Css)
+            && let Some((path, _)) = self.logical.iter().find(|(_, l)| **l == logical)
+        {
+            return Ok(ResolveResult::File(path.clone()));
+        }
+        Ok(ResolveResult::External(specifier.to_string()))
     }
 }
 
@@ -194,31 +319,64 @@ fn transform(
     targets: Targets,
     minify: bool,
     source_map: bool,
+    imports: Option<&Imports>,
 ) -> Result<(String, Vec<Reference>, Option<String>), Error> {
-    let error = |loc: Option<lightningcss::error::ErrorLocation>, message: String| Error::Css {
-        path: file.to_path_buf(),
-        line: loc.as_ref().map_or(1, |l| l.line + 1),
-        column: loc.as_ref().map_or(1, |l| l.column),
-        message,
+    let error = |loc: Option<lightningcss::error::ErrorLocation>, message: String| {
+        // An error in an imported stylesheet names that file.
+        let path = loc
+            .as_ref()
+            .and_then(|l| imports?.logical.iter().find(|(_, lg)| **lg == l.filename))
+            .map_or_else(|| file.to_path_buf(), |(p, _)| p.clone());
+        Error::Css {
+            path,
+            line: loc.as_ref().map_or(1, |l| l.line + 1),
+            column: loc.as_ref().map_or(1, |l| l.column),
+            message,
+        }
     };
     let options = ParserOptions {
         filename: logical.to_string(),
         ..ParserOptions::default()
     };
-    let mut sheet =
-        StyleSheet::parse(source, options).map_err(|e| error(e.loc, e.kind.to_string()))?;
+    let mut bundle_map = None;
+    let mut sheet = match imports {
+        None => StyleSheet::parse(source, options).map_err(|e| error(e.loc, e.kind.to_string()))?,
+        Some(imports) => {
+            // lightningcss's bundler inlines each local `@import` in place, inside the
+            // `@media`/`@supports`/`@layer` its import named; external ones stay.
+            if source_map {
+                bundle_map = Some(parcel_sourcemap::SourceMap::new("/"));
+            }
+            let mut bundler =
+                lightningcss::bundler::Bundler::new(imports, bundle_map.as_mut(), options);
+            let sheet = bundler.bundle(file).map_err(|e| {
+                let loc = e.loc.map(|mut l| {
+                    // The bundler names files by path: back to logical paths.
+                    if let Some(lg) = imports.logical.get(Path::new(&l.filename)) {
+                        l.filename = lg.clone();
+                    }
+                    l
+                });
+                error(loc, e.kind.to_string())
+            })?;
+            sheet
+        }
+    };
     sheet
         .minify(MinifyOptions {
             targets,
             ..MinifyOptions::default()
         })
         .map_err(|e| error(e.loc, e.kind.to_string()))?;
-    let mut map = source_map.then(|| {
-        let mut m = parcel_sourcemap::SourceMap::new("/");
-        let index = m.add_source(logical.rsplit('/').next().unwrap_or(logical));
-        let _ = m.set_source_content(index as usize, source);
-        m
-    });
+    let mut map = match bundle_map {
+        Some(m) => Some(m),
+        None => source_map.then(|| {
+            let mut m = parcel_sourcemap::SourceMap::new("/");
+            let index = m.add_source(logical.rsplit('/').next().unwrap_or(logical));
+            let _ = m.set_source_content(index as usize, source);
+            m
+        }),
+    };
     let printed = sheet
         .to_css(PrinterOptions {
             minify,
@@ -244,7 +402,7 @@ fn transform(
                 },
             },
             Dependency::Url(d) => Reference {
-                specifier: d.url,
+                specifier: rebase(logical, &d.loc.file_path, d.url, imports),
                 line: d.loc.start.line,
                 column: d.loc.start.column,
                 embed: Embed::CssString {
@@ -254,13 +412,56 @@ fn transform(
         })
         .collect();
     let map = match map {
-        Some(mut m) => Some(
-            m.to_json(None)
-                .map_err(|e| error(None, format!("source map: {e:?}")))?,
-        ),
+        Some(mut m) => {
+            let json = m
+                .to_json(None)
+                .map_err(|e| error(None, format!("source map: {e:?}")))?;
+            Some(match imports {
+                Some(imports) => relative_sources(&json, logical, imports),
+                None => json,
+            })
+        }
         None => None,
     };
     Ok((printed.code, refs, map))
+}
+
+/// A `url()` written in an imported stylesheet is relative to that stylesheet: rewritten
+/// relative to the one it is inlined into.
+fn rebase(root: &str, written_in: &str, url: String, imports: Option<&Imports>) -> String {
+    let Some(from) = imports.and_then(|i| i.logical.get(Path::new(written_in))) else {
+        return url;
+    };
+    if from == root {
+        return url;
+    }
+    match crate::refs::classify(from, &url, "", crate::refs::Lang::Css) {
+        crate::refs::Target::Local { logical, suffix } if !url.starts_with('/') => {
+            format!("{}{suffix}", crate::refs::relative(root, &logical))
+        }
+        _ => url,
+    }
+}
+
+/// The bundler names sources by path: a map's sources become paths relative to the
+/// stylesheet, as the browser's devtools resolve them.
+fn relative_sources(json: &str, root: &str, imports: &Imports) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return json.to_string();
+    };
+    if let Some(sources) = value.get_mut("sources").and_then(|s| s.as_array_mut()) {
+        for source in sources {
+            if let Some(logical) = source.as_str().and_then(|s| {
+                imports
+                    .logical
+                    .get(Path::new(s.trim_start_matches("/")))
+                    .or_else(|| imports.logical.get(Path::new(s)))
+            }) {
+                *source = serde_json::Value::String(crate::refs::relative(root, logical));
+            }
+        }
+    }
+    value.to_string()
 }
 
 #[cfg(test)]

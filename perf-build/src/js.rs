@@ -78,6 +78,7 @@ impl AssetKind for Js {
             self.minify,
             self.source_maps,
             input.map.as_deref(),
+            input.made.is_some(),
         )?;
         Ok(Transformed::code(
             &input.logical,
@@ -106,6 +107,7 @@ fn transform(
     minify: bool,
     source_map: bool,
     input_map: Option<&str>,
+    chunk: bool,
 ) -> Result<Output, Error> {
     GLOBALS.set(&Globals::new(), || {
         let cm: Lrc<SourceMap> = Default::default();
@@ -113,7 +115,9 @@ fn transform(
         // nowhere: parse errors come back as values, reported with file:line:column.
         let handler = Handler::with_emitter_writer(Box::new(std::io::sink()), Some(cm.clone()));
         HANDLER.set(&handler, || {
-            transform_in(&cm, file, logical, source, minify, source_map, input_map)
+            transform_in(
+                &cm, file, logical, source, minify, source_map, input_map, chunk,
+            )
         })
     })
 }
@@ -126,6 +130,7 @@ fn transform_in(
     minify: bool,
     source_map: bool,
     input_map: Option<&str>,
+    chunk: bool,
 ) -> Result<Output, Error> {
     {
         let fm = cm.new_source_file(
@@ -159,7 +164,9 @@ fn transform_in(
         if let Some(e) = recovered.into_iter().next() {
             return Err(error(e.span(), e.kind().msg().into_owned()));
         }
-        if logical.ends_with(".mjs")
+        // A `.mjs` file, or a chunk the bundler wrote, is a module even without `import`
+        // or `export` left in it.
+        if (logical.ends_with(".mjs") || chunk)
             && let Program::Script(script) = program
         {
             program = Program::Module(Module {
@@ -336,7 +343,7 @@ mod tests {
     }
 
     fn run(name: &str, src: &str, maps: bool) -> Result<Out, Error> {
-        let (code, refs, map) = transform(Path::new(name), name, src, true, maps, None)?;
+        let (code, refs, map) = transform(Path::new(name), name, src, true, maps, None, false)?;
         Ok(Out { code, refs, map })
     }
 

@@ -159,7 +159,13 @@ pub fn run(
     // minifies like any script.
     let mut chunks: HashMap<String, ChunkInfo> = HashMap::new();
     let mut watched = Vec::new();
-    if let Some(bundled) = bundle::bundle(&inputs, config, root, cache)? {
+    let mut notes = Vec::new();
+    // A bundling error does not stop the other inputs: every error is reported at once.
+    let (bundled, bundle_error) = match bundle::bundle(&inputs, config, root, cache) {
+        Ok(b) => (b, None),
+        Err(e) => (None, Some(e)),
+    };
+    if let Some(bundled) = bundled {
         progress.hit(bundled.cache_hit);
         inputs.retain(|i| !bundled.consumed.contains(&i.logical));
         for c in bundled.chunks {
@@ -174,11 +180,29 @@ pub fn run(
         }
         inputs.sort_by(|a, b| a.logical.cmp(&b.logical));
         watched = bundled.watched;
+        // The modules bundled into chunks are nobody's source file: watched by name.
+        let static_dir = root.join(&config.static_dir);
+        watched.extend(bundled.consumed.iter().map(|l| static_dir.join(l)));
+        notes = bundled.notes;
     }
     // Progress counts one step per input, then one per finished asset; until the inputs
     // are transformed, assume one asset each.
     let estimate = inputs.len() * 2;
-    let units = transform_all(inputs, &kinds(config, cache), cache, &progress, estimate)?;
+    let units = transform_all(inputs, &kinds(config, cache), cache, &progress, estimate);
+    let units = match (units, bundle_error) {
+        (Ok(units), None) => units,
+        (Ok(_), Some(e)) | (Err(e), None) => return Err(e),
+        (Err(a), Some(b)) => {
+            let mut all = Vec::new();
+            for e in [a, b] {
+                match e {
+                    Error::Multiple(v) => all.extend(v),
+                    e => all.push(e),
+                }
+            }
+            return Err(Error::collect(all).expect_err("two errors"));
+        }
+    };
     let graph = resolve::resolve(&units, &config.url_prefix)?;
     let mut finals = finish::finish(&units, &graph.links)?;
     let (mut units, mut imports) = (units, graph.imports);
@@ -192,14 +216,14 @@ pub fn run(
         // A file of the application's own may not take a derived file's name.
         unique_names(&units)?;
     }
-    let mut warnings = Vec::new();
+    let mut warnings = notes;
     if with_critical {
         let targets = css::Css::new(config, cache).targets()?.0;
         let outcome = critical::derive(&units, &finals, config, root, cache, targets)?;
         if let Some(hit) = outcome.cache_hit {
             progress.hit(hit);
         }
-        warnings = outcome.warnings;
+        warnings.extend(outcome.warnings);
         if !outcome.derived.is_empty() {
             for (unit, fin) in outcome.derived {
                 units.push(unit);
@@ -251,6 +275,7 @@ fn transform_all(
                             input.logical.as_bytes(),
                             &raw[..],
                             input.map.as_deref().unwrap_or("").as_bytes(),
+                            &kind.dependencies(&input, &raw),
                         ],
                     );
                     let cached = cache.get(&key).and_then(|b| Transformed::decode(&b));

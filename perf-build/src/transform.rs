@@ -168,6 +168,11 @@ pub trait AssetKind: Sync {
     fn options(&self) -> Result<Option<String>, crate::Error>;
     /// Turns one input into its pieces.
     fn transform(&self, input: &Input, raw: &[u8]) -> Result<Transformed, crate::Error>;
+    /// The bytes of the other files the output depends on (a stylesheet's `@import`s),
+    /// for the cache key; empty when it depends on the input alone.
+    fn dependencies(&self, _input: &Input, _raw: &[u8]) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

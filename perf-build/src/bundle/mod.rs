@@ -45,6 +45,8 @@ use crate::discover::Input;
 use crate::refs::{self, Lang, Target};
 use crate::{Error, check, js};
 
+mod npm;
+
 /// Logical name of the built-in CodeSplitter module.
 pub const SPLITTER: &str = "_perf/code-splitter.js";
 
@@ -64,7 +66,7 @@ pub fn splitter_path() -> PathBuf {
 pub const CHUNKS_DIR: &str = "_perf/chunks";
 
 /// Bumped whenever the output for the same input changes.
-const BUNDLE_VERSION: u32 = 2;
+const BUNDLE_VERSION: u32 = 3;
 
 /// What a chunk is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +118,8 @@ pub struct Bundled {
     pub watched: Vec<PathBuf>,
     /// Whether the bundle came from the cache.
     pub cache_hit: bool,
+    /// What the build should say (an `npm ci` it ran).
+    pub notes: Vec<String>,
 }
 
 /// One module of the application, as the quick scan saw it.
@@ -143,7 +147,17 @@ pub fn bundle(
     if modules.is_empty() {
         return Ok(None);
     }
+    let others: BTreeSet<String> = inputs
+        .iter()
+        .map(|i| i.logical.clone())
+        .filter(|l| !modules.contains_key(l))
+        .collect();
     let static_dir = absolute(&root.join(&config.static_dir));
+    let installed = if config.bundle.npm_install {
+        npm::ensure_installed(root)?
+    } else {
+        npm::Installed::default()
+    };
     let entries = entries(&modules, config, root)?;
 
     // The cache key: options, then every module's name and bytes. What the bundle read
@@ -165,12 +179,16 @@ pub fn bundle(
     if let Some(mut hit) = cache.get(&key).and_then(|b| decode(&b)) {
         if hit.watched_unchanged() {
             hit.bundled.cache_hit = true;
+            hit.bundled.watched.extend(installed.watched);
+            hit.bundled.notes.extend(installed.ran);
             return Ok(Some(hit.bundled));
         }
     }
 
-    let bundled = run_rolldown(&modules, &entries, config, &static_dir)?;
+    let mut bundled = run_rolldown(&modules, others, &entries, config, &static_dir)?;
     cache.put(&key, &encode(&bundled));
+    bundled.watched.extend(installed.watched);
+    bundled.notes.extend(installed.ran);
     Ok(Some(bundled))
 }
 
@@ -332,6 +350,9 @@ struct AppModules {
     by_path: HashMap<String, (String, Arc<str>)>,
     /// Logical path → absolute path.
     by_logical: HashMap<String, String>,
+    /// Every other input (classic scripts, built-in modules such as the CodeSplitter):
+    /// imported as they are, by absolute URL, through the import map.
+    others: BTreeSet<String>,
     url_prefix: String,
 }
 
@@ -362,12 +383,21 @@ impl Plugin for AppModules {
         };
         if let Target::Local { logical, .. } =
             refs::classify(from, args.specifier, &self.url_prefix, Lang::Js)
-            && let Some(path) = self.by_logical.get(&logical)
         {
-            return Ok(Some(HookResolveIdOutput {
-                id: path.as_str().into(),
-                ..Default::default()
-            }));
+            if let Some(path) = self.by_logical.get(&logical) {
+                return Ok(Some(HookResolveIdOutput {
+                    id: path.as_str().into(),
+                    ..Default::default()
+                }));
+            }
+            if self.others.contains(&logical) {
+                return Ok(Some(HookResolveIdOutput {
+                    id: format!("{}/{}", self.url_prefix, refs::url_encode(&logical)).into(),
+                    // Kept as written: an absolute URL, never made relative to the chunk.
+                    external: Some(rolldown_common::ResolvedExternal::Absolute),
+                    ..Default::default()
+                }));
+            }
         }
         Ok(None)
     }
@@ -388,6 +418,7 @@ type NameFuture = Pin<Box<dyn std::future::Future<Output = anyhow::Result<String
 
 fn run_rolldown(
     modules: &BTreeMap<String, Scanned>,
+    others: BTreeSet<String>,
     entries: &[String],
     config: &Config,
     static_dir: &Path,
@@ -409,6 +440,7 @@ fn run_rolldown(
     let plugin = Arc::new(AppModules {
         by_path,
         by_logical,
+        others,
         url_prefix: config.url_prefix.clone(),
     });
 
@@ -836,6 +868,7 @@ fn decode(bytes: &[u8]) -> Option<Cached> {
             chunks,
             consumed: stored.consumed.into_iter().collect(),
             cache_hit: true,
+            notes: Vec::new(),
         },
         watched: stored.watched,
     })
