@@ -49,7 +49,6 @@ function create() {
   const modules = new Map(); // logical URL -> Promise of the namespace (kept once loaded)
   const features = new Map(); // name -> Promise of the namespace, stylesheet applied
   const styles = new Map(); // stylesheet URL -> Promise
-  const preloaded = new Set(); // URLs of every <link> this module added
   let mapElement; // the <script type="importmap">, or null
   let imports; // Map: absolute logical URL -> absolute hashed URL
   let featureStyles; // name -> { href, integrity }
@@ -262,9 +261,8 @@ function create() {
   }
 
   function preload(href, as, integrity) {
-    if (preloaded.has(href)) return null;
-    preloaded.add(href);
     const rel = as ? "preload" : "modulepreload";
+    // Once per URL, the server's <link>s (ASSETS.modulepreload_tags) included.
     for (const l of doc.querySelectorAll(`link[rel="${rel}"]`)) if (l.href === href) return null;
     const link = doc.createElement("link");
     link.rel = rel;

@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::{Next, from_fn_with_state};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use perf_rt::csp::ContentSecurityPolicy;
@@ -40,6 +40,10 @@ document.addEventListener("securitypolicyviolation", (e) =>
 
 /// How long the first answer of `/static/test/slow.js` is held back.
 const SLOW: Duration = Duration::from_secs(3);
+
+/// How long feature stylesheets are held back: they arrive after the module, so a callback
+/// that ran before its stylesheet applied would see the page unstyled.
+const CSS_DELAY: Duration = Duration::from_millis(500);
 
 // ---------------------------------------------------------------------------------------
 // The server: the pages, test modules the build does not have, the assets, and a log of
@@ -110,6 +114,7 @@ impl Site {
             // Its 404 would be a console error of every page.
             .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
             .merge(ASSETS.router())
+            .layer(from_fn(delay_feature_styles))
             .layer(ContentSecurityPolicy::new(POLICY))
             .layer(from_fn_with_state(log.clone(), record));
         let addr = perf_tests::serve(&runtime, router);
@@ -151,6 +156,14 @@ async fn record(State(log): State<RequestLog>, request: Request, next: Next) -> 
     next.run(request).await
 }
 
+async fn delay_feature_styles(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/static/features/") && path.ends_with(".css") {
+        tokio::time::sleep(CSS_DELAY).await;
+    }
+    next.run(request).await
+}
+
 fn script(body: &'static str) -> impl IntoResponse {
     ([(CONTENT_TYPE, "text/javascript")], body)
 }
@@ -165,7 +178,7 @@ fn main_page() -> String {
     format!(
         "<!doctype html><html><head><title>splitter</title>{map}\
          <script type=module src=\"{entry}\" nonce=\"{nonce}\"></script></head><body>\
-         <p id=target>target</p>\
+         <p id=target>target</p><p id=styled class=greet>styled by the feature</p>\
          <p><a id=hover href=#nowhere data-perf-preload=\"js/splitter/hover.js\">hover me</a></p>\
          <div data-perf-preload-idle=\"js/splitter/idle.js\"></div>\
          </body></html>",
@@ -329,12 +342,15 @@ fn features_load_on_demand_once_and_preloads_never_run() {
         "(async () => {
            const calls = [];
            const target = document.getElementById('target');
+           const styled = document.getElementById('styled');
            const modules = await Promise.all([1, 2, 3].map((i) =>
-             CodeSplitter.loadFeature('greet', (m) => calls.push([i, typeof m.init]))));
+             CodeSplitter.loadFeature('greet', (m) =>
+               calls.push([i, typeof m.init, getComputedStyle(styled).color]))));
            modules[0].init(target);
            return {
              calls,
              same: modules.every((m) => m === modules[0]),
+             shared: CodeSplitter.loadFeature('greet') === CodeSplitter.loadFeature('greet'),
              evaluations: globalThis.greetEvaluations,
              color: getComputedStyle(target).color,
            };
@@ -343,8 +359,14 @@ fn features_load_on_demand_once_and_preloads_never_run() {
     assert_eq!(
         got,
         json!({
-            "calls": [[1, "function"], [2, "function"], [3, "function"]],
+            // Each callback, with the stylesheet applied.
+            "calls": [
+                [1, "function", "rgb(0, 128, 0)"],
+                [2, "function", "rgb(0, 128, 0)"],
+                [3, "function", "rgb(0, 128, 0)"],
+            ],
             "same": true,
+            "shared": true,
             "evaluations": 1,
             "color": "rgb(0, 128, 0)",
         })

@@ -180,6 +180,8 @@ fn everything_else_that_names_no_asset_is_still_not_found() {
         earlier_url(asset("features/greet.css")),
         earlier_url(asset("img/logo.svg")),
         earlier_url(asset("_perf/images.json")),
+        // JavaScript, but not in the import map.
+        earlier_url(asset("js/splitter/not-a-module.cjs")),
         // No such module, hashed or not.
         "/static/js/nothing.0badc0de.js".to_string(),
         "/static/js/nothing.js".to_string(),

@@ -75,17 +75,7 @@ impl Assets {
     /// Every module that the module at `entry` imports statically, directly or not, each
     /// once, in a stable order; `None` for an unknown entry.
     pub(crate) fn preload_graph(&self, entry: &str) -> Option<Vec<&'static Asset>> {
-        let mut found: Vec<&'static Asset> = Vec::new();
-        let mut stack: Vec<&str> = self.get(entry)?.imports.iter().rev().copied().collect();
-        while let Some(p) = stack.pop() {
-            if let Some(a) = self.get(p)
-                && !found.iter().any(|f| std::ptr::eq(*f, a))
-            {
-                found.push(a);
-                stack.extend(a.imports.iter().rev().copied());
-            }
-        }
-        Some(found)
+        Some(imported(self.get(entry)?, |p| self.get(p)))
     }
 
     /// The stylesheets of named features as JSON, computed once: each
@@ -126,6 +116,23 @@ fn fold<'a>(assets: impl Iterator<Item = &'a Asset>) -> String {
         eat(&[b'\n']);
     }
     format!("{h:016x}")
+}
+
+/// Every asset `entry` imports, directly or not, once each (a cycle included), depth
+/// first in the order the imports are written; `get` looks up a logical path.
+fn imported<'a>(entry: &'a Asset, get: impl Fn(&str) -> Option<&'a Asset>) -> Vec<&'a Asset> {
+    let mut found: Vec<&Asset> = Vec::new();
+    let mut stack: Vec<&str> = entry.imports.iter().rev().copied().collect();
+    while let Some(p) = stack.pop() {
+        if let Some(a) = get(p)
+            && !std::ptr::eq(a, entry)
+            && !found.iter().any(|f| std::ptr::eq(*f, a))
+        {
+            found.push(a);
+            stack.extend(a.imports.iter().rev().copied());
+        }
+    }
+    found
 }
 
 /// `<url>; rel=modulepreload` for each asset, comma-separated; `None` for none.
@@ -244,6 +251,43 @@ mod tests {
         static CHANGED: Asset = asset("css/app.css", "/static/css/app.55555555.css", "sha384-z");
         assert_ne!(a, fold([&CHANGED, &CHAT].into_iter()));
         assert_ne!(fold(std::iter::empty()), a);
+    }
+
+    const fn module(path: &'static str, imports: &'static [&'static str]) -> Asset {
+        Asset {
+            path,
+            hashed_path: "",
+            url: path,
+            content_type: "text/javascript; charset=utf-8",
+            integrity: "",
+            etags: ["", "", "", ""],
+            identity: b"",
+            brotli: None,
+            zstd: None,
+            gzip: None,
+            imports,
+            image: None,
+            critical: None,
+        }
+    }
+
+    #[test]
+    fn the_preload_graph_is_transitive_and_lists_each_module_once() {
+        // entry -> a -> (c, b), entry -> b -> (entry, d), c -> a: cycles both ways, a
+        // shared module, and an import with no asset.
+        static ENTRY: Asset = module("entry", &["a", "b"]);
+        static A: Asset = module("a", &["c", "b"]);
+        static B: Asset = module("b", &["entry", "d", "gone"]);
+        static C: Asset = module("c", &["a"]);
+        static D: Asset = module("d", &[]);
+        static ALL: [&Asset; 5] = [&ENTRY, &A, &B, &C, &D];
+        let get = |p: &str| ALL.iter().copied().find(|a| a.path == p);
+        let names = |entry: &'static Asset| -> Vec<&str> {
+            imported(entry, get).iter().map(|a| a.path).collect()
+        };
+        assert_eq!(names(&ENTRY), ["a", "c", "b", "d"]);
+        assert_eq!(names(&C), ["a", "b", "entry", "d"]);
+        assert!(names(&D).is_empty());
     }
 
     #[test]
