@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use perf_rt::assets::Asset;
 use perf_tests::ASSETS;
 use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header::HeaderMap;
 
 struct Server {
     addr: SocketAddr,

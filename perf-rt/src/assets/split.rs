@@ -113,7 +113,7 @@ fn fold<'a>(assets: impl Iterator<Item = &'a Asset>) -> String {
         eat(a.path.as_bytes());
         eat(&[0]);
         eat(a.integrity.as_bytes());
-        eat(&[b'\n']);
+        eat(b"\n");
     }
     format!("{h:016x}")
 }
