@@ -17,13 +17,18 @@
 //! percent-encoded dots, slashes or NUL; 404 for unknown or overlong paths); a single
 //! `Range` on the identity body (206/416, honouring `If-Range`); `Accept-Encoding`
 //! negotiation with q-values over brotli, zstd, gzip and identity (406 when the client
-//! refuses every one); `If-None-Match` (lists, weak comparison, `*`) → 304.
+//! refuses every one); `If-None-Match` (lists, weak comparison, `*`) → 304. A path that
+//! names no asset is 404, except an earlier deploy's hashed URL of a script this build
+//! still has: 410 with the build's id, for the CodeSplitter (see [`Assets::build_id`]).
+
+use std::sync::OnceLock;
 
 mod critical;
 mod image;
 mod negotiate;
 mod path;
 mod service;
+mod split;
 
 #[cfg(feature = "axum")]
 mod router;
@@ -32,6 +37,7 @@ pub use critical::{Critical, WithNonce};
 pub use image::{Image, ImageFormat, ImageSource, Picture, Preload};
 pub use negotiate::Encoding;
 pub use service::AssetService;
+pub use split::{BUILD_HEADER, FEATURE_STYLES_ID, FEATURES_DIR};
 
 /// Marks a response of the [`AssetService`] (a response extension): its body is already
 /// compressed as well as it can be, so response compression must leave it alone.
@@ -107,6 +113,8 @@ pub struct Assets {
     prefix: &'static str,
     import_map: &'static str,
     longest_key: usize,
+    build_id: OnceLock<String>,
+    feature_styles: OnceLock<String>,
 }
 
 impl Assets {
@@ -124,6 +132,8 @@ impl Assets {
             prefix,
             import_map,
             longest_key,
+            build_id: OnceLock::new(),
+            feature_styles: OnceLock::new(),
         }
     }
 
@@ -178,12 +188,24 @@ impl Assets {
     /// A `<script type="importmap">` element carrying [`Assets::import_map`], to place in
     /// `<head>` before any module script; with the request's CSP nonce inside a
     /// [`ContentSecurityPolicy`](crate::csp) layer.
+    ///
+    /// When a named feature has a stylesheet, a data block with
+    /// [`Assets::feature_styles_json`] follows it
+    /// (`<script type="application/json" id="perf-feature-styles">`), for
+    /// `CodeSplitter.loadFeature`.
     pub fn import_map_tag(&self) -> String {
-        format!(
+        let mut tag = format!(
             "<script type=\"importmap\"{}>{}</script>",
             crate::csp::nonce_attribute(),
             self.import_map.replace("</", "<\\/")
-        )
+        );
+        let styles = self.feature_styles();
+        if styles != "{}" {
+            tag.push_str(&format!(
+                "<script type=\"application/json\" id=\"{FEATURE_STYLES_ID}\">{styles}</script>"
+            ));
+        }
+        tag
     }
 
     /// The critical CSS of a template (relative to the templates directory), for names
@@ -206,26 +228,21 @@ impl Assets {
     }
 
     /// `<link rel="modulepreload">` elements for every local module that the module at
-    /// `path` imports, directly or not, so the browser fetches the graph in parallel.
+    /// `path` imports, directly or not, so the browser fetches the graph in parallel;
+    /// empty for an unknown module. [`Assets::modulepreload_header`] lists the same
+    /// modules.
+    ///
+    /// The links carry the modules' `integrity` and no `crossorigin`: the assets are
+    /// served from the page's own origin, where a module script without `crossorigin`
+    /// is fetched with the same credentials mode as a preload without it, so the preloaded
+    /// response is the one the import uses.
     pub fn modulepreload_tags(&self, path: &str) -> String {
-        let mut seen: Vec<&str> = Vec::new();
-        let mut stack: Vec<&str> = self
-            .get(path)
-            .map(|a| a.imports.to_vec())
-            .unwrap_or_default();
         let mut out = String::new();
-        while let Some(p) = stack.pop() {
-            if seen.contains(&p) {
-                continue;
-            }
-            seen.push(p);
-            if let Some(a) = self.get(p) {
-                out.push_str(&format!(
-                    "<link rel=\"modulepreload\" href=\"{}\" integrity=\"{}\">",
-                    a.url, a.integrity
-                ));
-                stack.extend(a.imports.iter().copied());
-            }
+        for a in self.preload_graph(path).unwrap_or_default() {
+            out.push_str(&format!(
+                "<link rel=\"modulepreload\" href=\"{}\" integrity=\"{}\">",
+                a.url, a.integrity
+            ));
         }
         out
     }

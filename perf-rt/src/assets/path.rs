@@ -43,6 +43,27 @@ pub(crate) fn relative_key<'a>(
     Ok(key)
 }
 
+/// The names `key` would have without one content hash: for each `.` + 8 lowercase hex
+/// digits in its file name that ends the name or comes before another `.`, the key with
+/// that segment removed. perf-build inserts the hash exactly so (`js/app.3f9a1c2e.js`,
+/// `app.3f9a1c2e.js.map`, `LICENSE.3f9a1c2e`), so one of these is the logical name of an
+/// old hashed URL. Most keys have none; none has more than a few.
+pub(crate) fn unhashed(key: &str) -> impl Iterator<Item = String> + '_ {
+    let file_at = key.rfind('/').map_or(0, |i| i + 1);
+    let bytes = key.as_bytes();
+    (file_at + 1..bytes.len()).filter_map(move |dot| {
+        let end = dot + 9;
+        let is_hash = bytes[dot] == b'.'
+            && bytes.len() >= end
+            && bytes[dot + 1..end]
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            && (end == bytes.len() || bytes[end] == b'.');
+        // The segment is ASCII, so both cuts are on character boundaries.
+        is_hash.then(|| format!("{}{}", &key[..dot], &key[end..]))
+    })
+}
+
 /// Percent-decodes a path. An escaped `/`, `\`, `.` or NUL is refused: no embedded name
 /// needs one, and they are the usual way around traversal checks.
 fn decode(s: &str) -> Result<String, StatusCode> {
@@ -119,5 +140,32 @@ mod tests {
         assert_eq!(key(&huge), Err(StatusCode::NOT_FOUND));
         assert_eq!(key("/static/"), Err(StatusCode::NOT_FOUND));
         assert_eq!(key("/"), Err(StatusCode::NOT_FOUND));
+    }
+
+    #[test]
+    fn unhashed_removes_one_content_hash_at_a_time() {
+        let names = |k: &str| unhashed(k).collect::<Vec<_>>();
+        assert_eq!(names("js/app.3f9a1c2e.js"), ["js/app.js"]);
+        assert_eq!(names("js/app.3f9a1c2e.js.map"), ["js/app.js.map"]);
+        assert_eq!(names("LICENSE.3f9a1c2e"), ["LICENSE"]);
+        assert_eq!(names("jquery.min.3f9a1c2e.js"), ["jquery.min.js"]);
+        assert_eq!(
+            names("a.00000000.11111111.js"),
+            ["a.11111111.js", "a.00000000.js"]
+        );
+        // Not a hash: uppercase, too short, too long, a directory, the file name's start.
+        for key in [
+            "js/app.3F9A1C2E.js",
+            "js/app.3f9a1c2.js",
+            "js/app.3f9a1c2e0.js",
+            "js.3f9a1c2e/app.js",
+            ".3f9a1c2e.js",
+            "js/app.js",
+            "",
+            "é.3f9a1c2é",
+        ] {
+            assert!(names(key).is_empty(), "{key}: {:?}", names(key));
+        }
+        assert_eq!(names("é/ü.deadbeef.js"), ["é/ü.js"]);
     }
 }

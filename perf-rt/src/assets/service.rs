@@ -11,7 +11,7 @@ use http_body_util::Full;
 use tower_service::Service;
 
 use super::negotiate::{self, Encoding, NoneMatch, Range};
-use super::{Asset, Assets, path};
+use super::{Asset, Assets, BUILD_HEADER, path};
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
@@ -21,6 +21,10 @@ const VARY_BOTH: HeaderValue = HeaderValue::from_static("accept, accept-encoding
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const PLAIN_TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const GONE_BODY: &[u8] =
+    b"This file belongs to an earlier deploy of this application: reload the page.\n";
 
 /// Serves embedded assets. Cheap to clone: it holds one `&'static` reference.
 ///
@@ -67,7 +71,7 @@ impl AssetService {
             Err(code) => return status(code),
         };
         let Some(entry) = self.assets.lookup(&key) else {
-            return status(StatusCode::NOT_FOUND);
+            return self.missing(&key, head);
         };
         // An image's logical URL (a CSS background, user content) is answered in the best
         // format the client accepts, at full width; its hashed URLs name one file each.
@@ -83,6 +87,31 @@ impl AssetService {
             _ => (entry.asset, false),
         };
         serve(asset, entry.hashed, by_accept, head, headers)
+    }
+}
+
+impl AssetService {
+    /// No asset has this key: `410 Gone` when it is an earlier deploy's hashed URL of a
+    /// script (of the import map) this build still has, so that the CodeSplitter can tell a stale page from a
+    /// broken link; `404` otherwise. Never cached: the next deploy may have the file.
+    fn missing(&self, key: &str, head: bool) -> Response<Full<Bytes>> {
+        if self.assets.earlier_module(key).is_none() {
+            return status(StatusCode::NOT_FOUND);
+        }
+        let mut res = status(StatusCode::GONE);
+        let h = res.headers_mut();
+        h.insert(
+            BUILD_HEADER,
+            HeaderValue::from_static(self.assets.build_id()),
+        );
+        h.insert(header::CACHE_CONTROL, NO_STORE);
+        h.insert(header::CONTENT_TYPE, PLAIN_TEXT);
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(GONE_BODY.len()));
+        if !head {
+            *res.body_mut() = Full::new(Bytes::from_static(GONE_BODY));
+        }
+        res
     }
 }
 

@@ -100,6 +100,15 @@ impl Browser {
 
     /// Sends a command and returns its result; events that arrive meanwhile are kept.
     pub fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params) {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// Sends a command and returns its result, or the error it answered (a command can
+    /// fail when the page navigates meanwhile); events that arrive meanwhile are kept.
+    pub fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let message = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -110,8 +119,10 @@ impl Browser {
                 _ => continue,
             };
             if message["id"] == id {
-                assert!(message["error"].is_null(), "{method}: {message}");
-                return message["result"].clone();
+                if !message["error"].is_null() {
+                    return Err(message["error"].clone());
+                }
+                return Ok(message["result"].clone());
             }
             self.events.push(message);
         }
