@@ -36,13 +36,21 @@ pub struct Layout {
 /// Set once by [`crate::build`] from the running suite.
 pub(crate) static VITALS_TAG: OnceLock<String> = OnceLock::new();
 
-/// The parts that do not depend on the request.
-static MODULEPRELOAD: LazyLock<String> = LazyLock::new(|| ASSETS.modulepreload_tags("js/app.js"));
+/// Each page's entry module: the chunks it imports are preloaded from `<head>`.
+const ENTRIES: [&str; 3] = ["js/site.js", "js/journal.js", "js/reflection.js"];
 
-fn layout() -> Layout {
+/// The `modulepreload` links of each entry: the same for every request.
+static MODULEPRELOAD: LazyLock<BTreeMap<&'static str, String>> = LazyLock::new(|| {
+    ENTRIES
+        .iter()
+        .map(|e| (*e, ASSETS.modulepreload_tags(e)))
+        .collect()
+});
+
+fn layout(entry: &'static str) -> Layout {
     Layout {
         import_map: ASSETS.import_map_tag(),
-        modulepreload: &MODULEPRELOAD,
+        modulepreload: MODULEPRELOAD.get(entry).map_or("", String::as_str),
         vitals: VITALS_TAG.get().map_or("", String::as_str),
         images: ASSETS.image_optimizer_tag(),
     }
@@ -98,6 +106,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/reflections", axum::routing::post(create))
         .route("/reflections/{id}", get(show))
         .route("/about", get(about))
+        .route("/coach/prompts", get(coach_prompts))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
 }
@@ -147,7 +156,7 @@ async fn index_page(
     render(
         status,
         &IndexPage {
-            layout: &layout(),
+            layout: &layout("js/journal.js"),
             reflections,
             mood_chart,
             moods: MOODS,
@@ -238,13 +247,68 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response
         Ok(Some(reflection)) => render(
             StatusCode::OK,
             &ReflectionPage {
-                layout: &layout(),
+                layout: &layout("js/reflection.js"),
                 reflection,
             },
         ),
         Ok(None) => not_found_page("That reflection does not exist (or no longer does)."),
         Err(e) => db_error(e),
     }
+}
+
+/// The coach's writing prompts (the `chat` feature asks for them): drawn from the moods
+/// the reader wrote most and from their latest reflection, through the cached query.
+async fn coach_prompts(State(state): State<AppState>) -> Response {
+    let reflections = match crate::queries::recent(&state.db, 24).await {
+        Ok(r) => r,
+        Err(e) => return db_error(e),
+    };
+    let prompts = coach(&reflections);
+    axum::Json(serde_json::json!({ "prompts": prompts })).into_response()
+}
+
+/// Three to five prompts for `reflections` (most recent first).
+fn coach(reflections: &[Reflection]) -> Vec<String> {
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for r in reflections {
+        *counts.entry(r.mood.as_str()).or_default() += 1;
+    }
+    let mut moods: Vec<(&str, u32)> = counts.into_iter().collect();
+    moods.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut prompts = Vec::new();
+    if let Some(latest) = reflections.first() {
+        prompts.push(format!(
+            "Your latest reflection was \"{}\". What would you tell yourself a week on?",
+            latest.title
+        ));
+    }
+    for (mood, n) in moods.iter().take(2) {
+        prompts.push(match *mood {
+            "stuck" => format!(
+                "You felt stuck {n} times: what is the smallest next step you keep postponing?"
+            ),
+            "tired" => {
+                format!("{n} tired entries: what drained you, and what could you drop this week?")
+            }
+            "grateful" => {
+                format!("Gratitude came up {n} times: who made the difference, and do they know?")
+            }
+            "curious" => {
+                format!("You were curious {n} times: which question deserves an afternoon?")
+            }
+            "energised" => format!("{n} energised days: what did they have in common?"),
+            _ => format!("You felt {mood} {n} times: what made those days different?"),
+        });
+    }
+    prompts.push(
+        "Describe one decision you made this week as an architect would: what did it support?"
+            .into(),
+    );
+    if reflections.is_empty() {
+        prompts
+            .push("Write your first reflection: what happened today, and how did it feel?".into());
+    }
+    prompts
 }
 
 #[derive(Template)]
@@ -254,7 +318,12 @@ struct AboutPage<'a> {
 }
 
 async fn about() -> Response {
-    render(StatusCode::OK, &AboutPage { layout: &layout() })
+    render(
+        StatusCode::OK,
+        &AboutPage {
+            layout: &layout("js/site.js"),
+        },
+    )
 }
 
 #[derive(Template)]
@@ -268,7 +337,7 @@ fn not_found_page(message: &str) -> Response {
     render(
         StatusCode::NOT_FOUND,
         &NotFoundPage {
-            layout: &layout(),
+            layout: &layout("js/site.js"),
             message,
         },
     )

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 const FORMAT: &str = concat!(
     "perf-build ",
     env!("CARGO_PKG_VERSION"),
-    " v2 ",
+    " v3 ",
     env!("PERF_BUILD_DEPENDENCIES_SHA256")
 );
 

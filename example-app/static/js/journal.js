@@ -1,6 +1,7 @@
-// Entry module of every page: live word count on the compose form, local dates, and
-// the mood chart, loaded only on pages that have one.
-import { ready, countWords, formatDate } from "./util.js";
+// The journal page (the home page): the live word count of the compose form, and the mood
+// chart, whose module is loaded only when the page has a chart.
+import "./site.js";
+import { countWords, ready } from "./util.js";
 
 function attachWordCounter(form) {
   const textarea = form.querySelector("textarea");
@@ -16,22 +17,11 @@ function attachWordCounter(form) {
   update();
 }
 
-function localiseDates(root) {
-  for (const element of root.querySelectorAll("time[data-epoch]")) {
-    const seconds = Number(element.dataset.epoch);
-    if (Number.isFinite(seconds)) {
-      element.textContent = formatDate(seconds);
-    }
-  }
-}
-
 ready(async () => {
-  document.documentElement.dataset.appReady = "true";
   const form = document.querySelector("form.compose");
   if (form) {
     attachWordCounter(form);
   }
-  localiseDates(document);
   const chartHost = document.querySelector("[data-mood-chart]");
   if (chartHost) {
     const { renderMoodChart } = await import("./features/mood-chart.js");
