@@ -349,7 +349,7 @@ fn transform(
             }
             let mut bundler =
                 lightningcss::bundler::Bundler::new(imports, bundle_map.as_mut(), options);
-            let sheet = bundler.bundle(file).map_err(|e| {
+            bundler.bundle(file).map_err(|e| {
                 let loc = e.loc.map(|mut l| {
                     // The bundler names files by path: back to logical paths.
                     if let Some(lg) = imports.logical.get(Path::new(&l.filename)) {
@@ -358,8 +358,7 @@ fn transform(
                     l
                 });
                 error(loc, e.kind.to_string())
-            })?;
-            sheet
+            })?
         }
     };
     sheet

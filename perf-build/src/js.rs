@@ -71,15 +71,13 @@ impl AssetKind for Js {
             column,
             message,
         })?;
-        let (code, refs, map) = transform(
-            &input.file,
-            &input.logical,
-            source,
-            self.minify,
-            self.source_maps,
-            input.map.as_deref(),
-            input.made.is_some(),
-        )?;
+        let options = Options {
+            minify: self.minify,
+            source_map: self.source_maps,
+            input_map: input.map.as_deref(),
+            chunk: input.made.is_some(),
+        };
+        let (code, refs, map) = transform(&input.file, &input.logical, source, options)?;
         Ok(Transformed::code(
             &input.logical,
             code,
@@ -99,25 +97,26 @@ pub fn is_script(logical: &str) -> bool {
 
 type Output = (String, Vec<Reference>, Option<String>);
 
-/// Minifies (or, with `minify` off, only checks) one script or module.
-fn transform(
-    file: &Path,
-    logical: &str,
-    source: &str,
+/// How one script is transformed.
+#[derive(Debug, Clone, Copy)]
+struct Options<'a> {
     minify: bool,
     source_map: bool,
-    input_map: Option<&str>,
+    /// The bundler's source map of a chunk, to compose with.
+    input_map: Option<&'a str>,
+    /// A chunk the bundler wrote: a module even with no `import`/`export` left.
     chunk: bool,
-) -> Result<Output, Error> {
+}
+
+/// Minifies (or, with `minify` off, only checks) one script or module.
+fn transform(file: &Path, logical: &str, source: &str, options: Options) -> Result<Output, Error> {
     GLOBALS.set(&Globals::new(), || {
         let cm: Lrc<SourceMap> = Default::default();
         // swc's passes report through a scoped handler and panic without one. Ours goes
         // nowhere: parse errors come back as values, reported with file:line:column.
         let handler = Handler::with_emitter_writer(Box::new(std::io::sink()), Some(cm.clone()));
         HANDLER.set(&handler, || {
-            transform_in(
-                &cm, file, logical, source, minify, source_map, input_map, chunk,
-            )
+            transform_in(&cm, file, logical, source, options)
         })
     })
 }
@@ -127,11 +126,14 @@ fn transform_in(
     file: &Path,
     logical: &str,
     source: &str,
-    minify: bool,
-    source_map: bool,
-    input_map: Option<&str>,
-    chunk: bool,
+    options: Options,
 ) -> Result<Output, Error> {
+    let Options {
+        minify,
+        source_map,
+        input_map,
+        chunk,
+    } = options;
     {
         let fm = cm.new_source_file(
             Lrc::new(FileName::Custom(logical.to_string())),
@@ -343,7 +345,17 @@ mod tests {
     }
 
     fn run(name: &str, src: &str, maps: bool) -> Result<Out, Error> {
-        let (code, refs, map) = transform(Path::new(name), name, src, true, maps, None, false)?;
+        let (code, refs, map) = transform(
+            Path::new(name),
+            name,
+            src,
+            Options {
+                minify: true,
+                source_map: maps,
+                input_map: None,
+                chunk: false,
+            },
+        )?;
         Ok(Out { code, refs, map })
     }
 

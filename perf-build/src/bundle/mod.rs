@@ -176,13 +176,13 @@ pub fn bundle(
         parts.push(m.source.as_bytes());
     }
     let key = Cache::key("bundle", &parts);
-    if let Some(mut hit) = cache.get(&key).and_then(|b| decode(&b)) {
-        if hit.watched_unchanged() {
-            hit.bundled.cache_hit = true;
-            hit.bundled.watched.extend(installed.watched);
-            hit.bundled.notes.extend(installed.ran);
-            return Ok(Some(hit.bundled));
-        }
+    if let Some(mut hit) = cache.get(&key).and_then(|b| decode(&b))
+        && hit.watched_unchanged()
+    {
+        hit.bundled.cache_hit = true;
+        hit.bundled.watched.extend(installed.watched);
+        hit.bundled.notes.extend(installed.ran);
+        return Ok(Some(hit.bundled));
     }
 
     let mut bundled = run_rolldown(&modules, others, &entries, config, &static_dir)?;
