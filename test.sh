@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh Debian machine: installs what the tests need
 # when it is missing (Redis, Debian's Chromium for the browser tests, promtool for the
-# Prometheus test), starts a Redis on 127.0.0.1:6379 unless PERF_TEST_REDIS_URL answers,
+# Prometheus test, Node.js and npm for the bundling tests and the example app's package), starts a Redis on 127.0.0.1:6379 unless PERF_TEST_REDIS_URL answers,
 # then runs `cargo test --workspace` with any arguments given here.
 #
 #     ./test.sh                # everything
@@ -18,6 +18,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} from Debian's packages"
   as_root apt-get update -qq

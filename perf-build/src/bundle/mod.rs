@@ -66,7 +66,7 @@ pub fn splitter_path() -> PathBuf {
 pub const CHUNKS_DIR: &str = "_perf/chunks";
 
 /// Bumped whenever the output for the same input changes.
-const BUNDLE_VERSION: u32 = 3;
+const BUNDLE_VERSION: u32 = 4;
 
 /// What a chunk is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -514,6 +514,16 @@ fn run_rolldown(
             .expect_err("rolldown reported at least one error"));
         }
     };
+
+    // rolldown, like Rollup, leaves a bare import it cannot resolve as an external import
+    // with a warning: in a browser that is an error at run time, so it is one here.
+    let unresolved: Vec<Error> = output
+        .warnings
+        .into_iter()
+        .filter(|w| matches!(w.kind(), EventKind::UnresolvedImport))
+        .map(|w| to_error(w, modules, static_dir))
+        .collect();
+    Error::collect(unresolved)?;
 
     let mut bundled = Bundled::default();
     let mut watched = BTreeSet::new();
