@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh Debian machine: installs what the tests need
 # when it is missing (Redis, Debian's Chromium for the browser tests, promtool for the
-# Prometheus test, Node.js and npm for the bundling tests and the example app's package), starts a Redis on 127.0.0.1:6379 unless PERF_TEST_REDIS_URL answers,
-# then runs `cargo test --workspace` with any arguments given here.
+# Prometheus test, Node.js and npm for the bundling tests and the example app's npm
+# package), starts a Redis on 127.0.0.1:6379 unless PERF_TEST_REDIS_URL answers, then
+# runs `cargo test --workspace` with any arguments given here.
 #
 #     ./test.sh                # everything
 #     ./test.sh --test monitor # one test binary
