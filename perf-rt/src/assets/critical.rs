@@ -131,19 +131,10 @@ mod tests {
 
     const fn asset(url: &'static str, integrity: &'static str) -> Asset {
         Asset {
-            path: "",
-            hashed_path: "",
             url,
             content_type: "text/css",
             integrity,
-            etags: ["", "", "", ""],
-            identity: b"",
-            brotli: None,
-            zstd: None,
-            gzip: None,
-            imports: &[],
-            image: None,
-            critical: None,
+            ..crate::assets::TEST_ASSET
         }
     }
 

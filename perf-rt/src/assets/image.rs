@@ -327,15 +327,8 @@ mod tests {
             hashed_path: "img/a&b.0.jpg",
             url,
             content_type: "image/jpeg",
-            integrity: "",
             etags: ["\"a\"", "\"b\"", "\"c\"", "\"d\""],
-            identity: b"",
-            brotli: None,
-            zstd: None,
-            gzip: None,
-            imports: &[],
-            image: None,
-            critical: None,
+            ..crate::assets::TEST_ASSET
         }
     }
 

@@ -77,6 +77,24 @@ pub struct Asset {
     pub critical: Option<&'static Critical>,
 }
 
+/// An asset with every field empty, for unit tests to fill in what they need.
+#[cfg(test)]
+pub(crate) const TEST_ASSET: Asset = Asset {
+    path: "",
+    hashed_path: "",
+    url: "",
+    content_type: "",
+    integrity: "",
+    etags: ["", "", "", ""],
+    identity: b"",
+    brotli: None,
+    zstd: None,
+    gzip: None,
+    imports: &[],
+    image: None,
+    critical: None,
+};
+
 impl Asset {
     /// The body for `encoding`, if this asset has it.
     pub fn body(&self, encoding: Encoding) -> Option<&'static [u8]> {

@@ -204,18 +204,10 @@ mod tests {
     const fn asset(path: &'static str, url: &'static str, integrity: &'static str) -> Asset {
         Asset {
             path,
-            hashed_path: "",
             url,
             content_type: "text/css; charset=utf-8",
             integrity,
-            etags: ["", "", "", ""],
-            identity: b"",
-            brotli: None,
-            zstd: None,
-            gzip: None,
-            imports: &[],
-            image: None,
-            critical: None,
+            ..crate::assets::TEST_ASSET
         }
     }
 
