@@ -283,21 +283,25 @@ fn coach(reflections: &[Reflection]) -> Vec<String> {
         ));
     }
     for (mood, n) in moods.iter().take(2) {
+        let times = if *n == 1 {
+            "once".to_string()
+        } else {
+            format!("{n} times")
+        };
+        let days = if *n == 1 { "day" } else { "days" };
         prompts.push(match *mood {
             "stuck" => format!(
-                "You felt stuck {n} times: what is the smallest next step you keep postponing?"
+                "You felt stuck {times}: what is the smallest next step you keep postponing?"
             ),
             "tired" => {
-                format!("{n} tired entries: what drained you, and what could you drop this week?")
+                format!("Tired {times}: what drained you, and what could you drop this week?")
             }
             "grateful" => {
-                format!("Gratitude came up {n} times: who made the difference, and do they know?")
+                format!("Gratitude came up {times}: who made the difference, and do they know?")
             }
-            "curious" => {
-                format!("You were curious {n} times: which question deserves an afternoon?")
-            }
-            "energised" => format!("{n} energised days: what did they have in common?"),
-            _ => format!("You felt {mood} {n} times: what made those days different?"),
+            "curious" => format!("You were curious {times}: which question deserves an afternoon?"),
+            "energised" => format!("{n} energised {days}: what did they have in common?"),
+            _ => format!("You felt {mood} {times}: what made those {days} different?"),
         });
     }
     prompts.push(

@@ -67,6 +67,11 @@ pub struct BundleConfig {
     /// Run `npm ci` in the package's folder when its `package.json` declares dependencies
     /// and `node_modules` is missing or older than `package-lock.json` (default on).
     pub npm_install: bool,
+    /// Run every module's top-level code in the order its entry imports it, even inside
+    /// a shared chunk that two entries import in different orders (default off, as in
+    /// Rollup, esbuild and Vite: a shared chunk runs its modules in one order; on costs
+    /// about 12% of a shared chunk's bytes and a small runtime chunk).
+    pub strict_execution_order: bool,
 }
 
 impl Default for BundleConfig {
@@ -77,6 +82,7 @@ impl Default for BundleConfig {
             features_dir: "features".into(),
             min_chunk_size: 2048,
             npm_install: true,
+            strict_execution_order: false,
         }
     }
 }
@@ -235,6 +241,7 @@ pub const ENV_VARS: &[&str] = &[
     "PERF_BUILD_BUNDLE_FEATURES_DIR",
     "PERF_BUILD_BUNDLE_MIN_CHUNK_SIZE",
     "PERF_BUILD_BUNDLE_NPM_INSTALL",
+    "PERF_BUILD_BUNDLE_STRICT_EXECUTION_ORDER",
 ];
 
 /// One source of settings: a metadata table or the environment.
@@ -313,6 +320,7 @@ const BUNDLE_KEYS: &[&str] = &[
     "features-dir",
     "min-chunk-size",
     "npm-install",
+    "strict-execution-order",
 ];
 
 fn origin(from_env: bool, key: &str) -> String {
@@ -680,6 +688,9 @@ impl BundleConfig {
                     self.min_chunk_size = as_whole(&value, from_env, key, 0.0..=1e9)?
                 }
                 "npm-install" => self.npm_install = as_bool(&value, from_env, key)?,
+                "strict-execution-order" => {
+                    self.strict_execution_order = as_bool(&value, from_env, key)?
+                }
                 _ => unreachable!("every key of BUNDLE_KEYS is handled"),
             }
         }

@@ -66,7 +66,7 @@ pub fn splitter_path() -> PathBuf {
 pub const CHUNKS_DIR: &str = "_perf/chunks";
 
 /// Bumped whenever the output for the same input changes.
-const BUNDLE_VERSION: u32 = 4;
+const BUNDLE_VERSION: u32 = 6;
 
 /// What a chunk is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,8 +163,9 @@ pub fn bundle(
     // The cache key: options, then every module's name and bytes. What the bundle read
     // from node_modules is checked against the cached entry's list.
     let options = format!(
-        "v{BUNDLE_VERSION} maps={} features={} min={} entries={:?} prefix={}",
+        "v{BUNDLE_VERSION} maps={} strict={} features={} min={} entries={:?} prefix={}",
         config.source_maps,
+        config.bundle.strict_execution_order,
         config.bundle.features_dir,
         config.bundle.min_chunk_size,
         entries,
@@ -314,6 +315,33 @@ fn entries(
         }
         entries.insert(name.to_string());
     }
+    // A module no entry reaches (modules that only import each other, none named by a
+    // template) becomes an entry too, the first by name of each such group: every module
+    // ships.
+    loop {
+        let mut reached: BTreeSet<&str> = BTreeSet::new();
+        let mut stack: Vec<&str> = entries.iter().map(String::as_str).collect();
+        while let Some(from) = stack.pop() {
+            if !reached.insert(from) {
+                continue;
+            }
+            let Some(m) = modules.get(from) else { continue };
+            for (spec, _) in m.imports.iter().chain(&m.dynamic) {
+                if let Target::Local { logical, .. } =
+                    refs::classify(from, spec, &config.url_prefix, Lang::Js)
+                    && let Some((key, _)) = modules.get_key_value(&logical)
+                {
+                    stack.push(key.as_str());
+                }
+            }
+        }
+        match modules.keys().find(|k| !reached.contains(k.as_str())) {
+            Some(unreached) => {
+                entries.insert(unreached.clone());
+            }
+            None => break,
+        }
+    }
     Ok(entries.into_iter().collect())
 }
 
@@ -350,6 +378,9 @@ struct AppModules {
     by_path: HashMap<String, (String, Arc<str>)>,
     /// Logical path → absolute path.
     by_logical: HashMap<String, String>,
+    /// Logical paths of the modules rolldown loaded: each is in a chunk (or shaken out
+    /// whole, as a module of re-exports is), never shipped on its own.
+    loaded: std::sync::Mutex<BTreeSet<String>>,
     /// Every other input (classic scripts, built-in modules such as the CodeSplitter):
     /// imported as they are, by absolute URL, through the import map.
     others: BTreeSet<String>,
@@ -403,9 +434,15 @@ impl Plugin for AppModules {
     }
 
     async fn load(&self, _ctx: SharedLoadPluginContext, args: &HookLoadArgs<'_>) -> HookLoadReturn {
-        Ok(self.by_path.get(args.id).map(|(_, source)| HookLoadOutput {
-            code: source.as_ref().into(),
-            ..Default::default()
+        Ok(self.by_path.get(args.id).map(|(logical, source)| {
+            self.loaded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(logical.clone());
+            HookLoadOutput {
+                code: source.as_ref().into(),
+                ..Default::default()
+            }
         }))
     }
 
@@ -440,6 +477,7 @@ fn run_rolldown(
     let plugin = Arc::new(AppModules {
         by_path,
         by_logical,
+        loaded: Default::default(),
         others,
         url_prefix: config.url_prefix.clone(),
     });
@@ -481,6 +519,7 @@ fn run_rolldown(
         // Nothing is written; the folder places the chunks for their source maps' paths.
         dir: Some(static_dir.to_string_lossy().into_owned()),
         platform: Some(Platform::Browser),
+        strict_execution_order: Some(config.bundle.strict_execution_order),
         format: Some(OutputFormat::Esm),
         sourcemap: config.source_maps.then_some(SourceMapType::Hidden),
         entry_filenames: Some(entry_filenames),
@@ -495,7 +534,7 @@ fn run_rolldown(
         .build()
         .map_err(|e| Error::io(static_dir, e))?;
     let result = runtime.block_on(async {
-        let plugins: Vec<rolldown_plugin::__inner::SharedPluginable> = vec![plugin];
+        let plugins: Vec<rolldown_plugin::__inner::SharedPluginable> = vec![plugin.clone()];
         let mut bundler = Bundler::with_plugins(options, plugins)?;
         let out = bundler.generate().await;
         let _ = bundler.close().await;
@@ -541,7 +580,7 @@ fn run_rolldown(
                 // rolldown's own runtime helpers.
                 continue;
             } else {
-                members.push(display_external(id));
+                members.push(display_external(id, static_dir));
                 watched.insert(PathBuf::from(id));
                 if let Some(pkg) = package_json_of(Path::new(id)) {
                     watched.insert(pkg);
@@ -596,6 +635,14 @@ fn run_rolldown(
     }
     bundled.chunks.sort_by(|a, b| a.logical.cmp(&b.logical));
     bundled.watched = watched.into_iter().collect();
+    bundled.consumed.extend(
+        plugin
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned(),
+    );
     Ok(bundled)
 }
 
@@ -626,7 +673,9 @@ fn chunk_name(names: &HashMap<String, String>, chunk: &RollupPreRenderedChunk) -
         });
     let base = match first {
         Some(m) if names.contains_key(m) => names[m].clone(),
-        Some(m) => npm_package_name(display_external(m).trim_start_matches("node_modules/")),
+        Some(m) => npm_package_name(
+            display_external(m, Path::new("/")).trim_start_matches("node_modules/"),
+        ),
         None => chunk.name.to_string(),
     };
     let stem: String = base
@@ -653,11 +702,28 @@ fn chunk_name(names: &HashMap<String, String>, chunk: &RollupPreRenderedChunk) -
 }
 
 /// `node_modules/d3-array/src/max.js` for a file of an npm package.
-fn display_external(id: &str) -> String {
-    match id.rfind("/node_modules/") {
-        Some(i) => id[i + 1..].to_string(),
-        None => id.to_string(),
+/// A file linked into `node_modules` (a `file:` dependency) resolves to where it lives:
+/// shown relative to the static dir, so the manifest does not depend on the checkout.
+fn display_external(id: &str, static_dir: &Path) -> String {
+    if let Some(i) = id.rfind("/node_modules/") {
+        return id[i + 1..].to_string();
     }
+    let path = Path::new(id);
+    let common = path
+        .components()
+        .zip(static_dir.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common <= 1 {
+        return id.to_string();
+    }
+    let up = static_dir.components().count() - common;
+    let rest: Vec<String> = path
+        .components()
+        .skip(common)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    format!("{}{}", "../".repeat(up), rest.join("/"))
 }
 
 /// The `package.json` of the package a file of `node_modules` belongs to.
