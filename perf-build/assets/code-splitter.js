@@ -35,7 +35,9 @@
 const G = globalThis;
 const doc = G.document;
 const SELF = "/_perf/code-splitter.";
-const SELF_LOGICAL = "/_perf/code-splitter.js";
+// The URL prefix, written in by perf-build when it bundles this module into the chunks of
+// the modules that import it (it then rides in their shared chunk: no request of its own).
+const BUILT_PREFIX = "__PERF_URL_PREFIX__";
 const FEATURES = "features/";
 const STYLES_ID = "perf-feature-styles";
 const RELOAD_KEY = "perf-reload-build";
@@ -83,11 +85,8 @@ function create() {
       const here = new URL(import.meta.url);
       const cut = here.pathname.lastIndexOf(SELF);
       if (cut >= 0) base = here.origin + here.pathname.slice(0, cut);
-      else {
-        // Bundled into another chunk: the import map still names this module.
-        const key = [...importMap().keys()].find((k) => k.endsWith(SELF_LOGICAL));
-        base = key ? key.slice(0, -SELF_LOGICAL.length) : here.origin + "/static";
-      }
+      // Bundled into another chunk: the URL prefix perf-build wrote in.
+      else base = here.origin + BUILT_PREFIX;
     }
     return base;
   }

@@ -61,12 +61,20 @@ pub fn splitter_path() -> PathBuf {
     ))
 }
 
+/// The CodeSplitter's source with the URL prefix written in (for a copy bundled into
+/// another chunk, which cannot tell the prefix from its own URL).
+fn splitter_source(url_prefix: &str) -> Arc<str> {
+    let source = String::from_utf8_lossy(SPLITTER_SOURCE);
+    let prefix = serde_json::to_string(url_prefix).expect("a string serialises");
+    Arc::from(source.replace("\"__PERF_URL_PREFIX__\"", &prefix.replace("</", "<\\/")))
+}
+
 /// Folder of the chunks that are not a module of the application's own: shared code,
 /// npm code loaded on demand.
 pub const CHUNKS_DIR: &str = "_perf/chunks";
 
 /// Bumped whenever the output for the same input changes.
-const BUNDLE_VERSION: u32 = 6;
+const BUNDLE_VERSION: u32 = 7;
 
 /// What a chunk is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +179,7 @@ pub fn bundle(
         entries,
         config.url_prefix
     );
-    let mut parts: Vec<&[u8]> = vec![options.as_bytes()];
+    let mut parts: Vec<&[u8]> = vec![options.as_bytes(), SPLITTER_SOURCE];
     for (logical, m) in &modules {
         parts.push(logical.as_bytes());
         parts.push(m.source.as_bytes());
@@ -381,6 +389,11 @@ struct AppModules {
     /// Logical paths of the modules rolldown loaded: each is in a chunk (or shaken out
     /// whole, as a module of re-exports is), never shipped on its own.
     loaded: std::sync::Mutex<BTreeSet<String>>,
+    /// The CodeSplitter, bundled into the chunks of the modules that import it (so it
+    /// costs no request of its own): its id and source, the URL prefix written in. The
+    /// built-in file `_perf/code-splitter.js` stays too, for inline scripts; both copies
+    /// share one instance per page.
+    splitter: (String, Arc<str>),
     /// Every other input (classic scripts, built-in modules such as the CodeSplitter):
     /// imported as they are, by absolute URL, through the import map.
     others: BTreeSet<String>,
@@ -415,6 +428,12 @@ impl Plugin for AppModules {
         if let Target::Local { logical, .. } =
             refs::classify(from, args.specifier, &self.url_prefix, Lang::Js)
         {
+            if logical == SPLITTER {
+                return Ok(Some(HookResolveIdOutput {
+                    id: self.splitter.0.as_str().into(),
+                    ..Default::default()
+                }));
+            }
             if let Some(path) = self.by_logical.get(&logical) {
                 return Ok(Some(HookResolveIdOutput {
                     id: path.as_str().into(),
@@ -434,6 +453,12 @@ impl Plugin for AppModules {
     }
 
     async fn load(&self, _ctx: SharedLoadPluginContext, args: &HookLoadArgs<'_>) -> HookLoadReturn {
+        if args.id == self.splitter.0 {
+            return Ok(Some(HookLoadOutput {
+                code: self.splitter.1.as_ref().into(),
+                ..Default::default()
+            }));
+        }
         Ok(self.by_path.get(args.id).map(|(logical, source)| {
             self.loaded
                 .lock()
@@ -474,9 +499,11 @@ fn run_rolldown(
             .map(|(p, (l, _))| (p.clone(), l.clone()))
             .collect(),
     );
+    let splitter_id = path_of(SPLITTER);
     let plugin = Arc::new(AppModules {
         by_path,
         by_logical,
+        splitter: (splitter_id.clone(), splitter_source(&config.url_prefix)),
         loaded: Default::default(),
         others,
         url_prefix: config.url_prefix.clone(),
@@ -579,6 +606,8 @@ fn run_rolldown(
             } else if id.starts_with('\0') {
                 // rolldown's own runtime helpers.
                 continue;
+            } else if id == splitter_id {
+                members.push(SPLITTER.to_string());
             } else {
                 members.push(display_external(id, static_dir));
                 watched.insert(PathBuf::from(id));
@@ -609,15 +638,15 @@ fn run_rolldown(
             .or_else(|| {
                 members
                     .iter()
-                    .find(|m| !m.starts_with("node_modules/"))
+                    .find(|m| modules.contains_key(m.as_str()))
                     .map(String::as_str)
             })
-            .map(|l| static_dir.join(l))
+            .map(|l| modules[l].input.file.clone())
             .unwrap_or_else(|| {
                 chunk
                     .module_ids
                     .iter()
-                    .find(|m| !m.as_str().starts_with('\0'))
+                    .find(|m| !m.as_str().starts_with('\0') && m.as_str() != splitter_id)
                     .map(|m| PathBuf::from(m.as_str()))
                     .unwrap_or_else(|| static_dir.to_path_buf())
             });
@@ -673,6 +702,7 @@ fn chunk_name(names: &HashMap<String, String>, chunk: &RollupPreRenderedChunk) -
         });
     let base = match first {
         Some(m) if names.contains_key(m) => names[m].clone(),
+        Some(m) if m.ends_with(SPLITTER) => "code-splitter".into(),
         Some(m) => npm_package_name(
             display_external(m, Path::new("/")).trim_start_matches("node_modules/"),
         ),
