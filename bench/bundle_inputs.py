@@ -43,7 +43,15 @@ NODE_MODULES = os.path.join(NPM, "node_modules")
 VITE = os.path.join(NODE_MODULES, ".bin", "vite")
 ESBUILD = os.path.join(NODE_MODULES, ".bin", "esbuild")
 VITE_CONFIG = os.path.join(PINS, "vite.config.mjs")
-SPLITTER = os.path.join(ROOT, "perf-build", "assets", "code-splitter.js")
+SPLITTER_SOURCE = os.path.join(ROOT, "perf-build", "assets", "code-splitter.js")
+# The CodeSplitter as perf-build bundles it into the modules that import it: the URL
+# prefix written in where the source holds a placeholder. Vite and esbuild get this copy.
+SPLITTER = os.path.join(WORK, "code-splitter.js")
+os.makedirs(WORK, exist_ok=True)
+with open(SPLITTER_SOURCE, encoding="utf-8") as _f:
+    _text = _f.read().replace('"__PERF_URL_PREFIX__"', '"/static"')
+with open(SPLITTER, "w", encoding="utf-8") as _f:
+    _f.write(_text)
 EXAMPLE = os.path.join(ROOT, "example-app")
 
 # The example app's entries: chunk name -> module, as the brief and the templates name them.
