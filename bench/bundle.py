@@ -87,8 +87,7 @@ THROTTLE = dict(offline=False, latency=150, downloadThroughput=1_600_000 / 8, up
 VIEWPORT = dict(width=412, height=915, deviceScaleFactor=2.625, mobile=True)
 IDLE_SECONDS = 1.0
 LOAD_TIMEOUT = 90.0
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-              "transfer-encoding", "upgrade", "content-length"}
+HOP_BY_HOP = common.HOP_BY_HOP
 HASHED = re.compile(r"^(.+)\.[0-9a-f]{6,}\.js$")
 # The app's URLs of bundle scripts: each must be one the CLI wrote, or the app is of other sources.
 BUNDLE_URL = re.compile(r"^/static/(js|features|_perf/chunks|_perf/code-splitter)")
@@ -277,25 +276,7 @@ class Site:
         h.wfile.write(data)
 
     def forward(self, h):
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else None
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
-        headers["Host"] = self.app.netloc
-        conn = http.client.HTTPConnection(self.app.hostname, self.app.port, timeout=30)
-        try:
-            conn.request(h.command, h.path, body=body, headers=headers)
-            r = conn.getresponse()
-            data = r.read()
-            h.send_response(r.status, r.reason)
-            for k, v in r.getheaders():
-                if k.lower() not in HOP_BY_HOP and k.lower() not in ("date", "server"):
-                    h.send_header(k, v)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            if h.command != "HEAD" and r.status not in (204, 304):
-                h.wfile.write(data)
-        finally:
-            conn.close()
+        common.forward(self.app, h)
 
     def stop(self):
         self.server.shutdown()
@@ -306,12 +287,7 @@ class Site:
 
 
 def throttle(cdp):
-    try:
-        cdp.call("Network.emulateNetworkConditions", **THROTTLE)
-    except RuntimeError:
-        rule = {k: v for k, v in THROTTLE.items() if k != "offline"}
-        cdp.call("Network.emulateNetworkConditionsByRule", offline=False,
-                 matchedNetworkConditions=[dict(urlPattern="", **rule)])
+    return common.throttle(cdp, THROTTLE)
 
 
 def load(url, scratch, features=False):

@@ -275,3 +275,46 @@ class Chromium:
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+# --- a page's own server in front of the app ------------------------------------------------
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+              "transfer-encoding", "upgrade", "content-length"}
+
+
+def forward(app, h):
+    """Forwards the request `h` (a BaseHTTPRequestHandler) to the app at `app` (a urlsplit
+    result) and writes its answer back: what a bench's own page server does not serve."""
+    import http.client
+    length = int(h.headers.get("Content-Length") or 0)
+    body = h.rfile.read(length) if length else None
+    headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
+    headers["Host"] = app.netloc
+    conn = http.client.HTTPConnection(app.hostname, app.port, timeout=30)
+    try:
+        conn.request(h.command, h.path, body=body, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        h.send_response(r.status, r.reason)
+        for k, v in r.getheaders():
+            if k.lower() not in HOP_BY_HOP and k.lower() not in ("date", "server"):
+                h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        if h.command != "HEAD" and r.status not in (204, 304):
+            h.wfile.write(data)
+    finally:
+        conn.close()
+
+
+def throttle(cdp, conditions):
+    """Network.emulateNetworkConditions (deprecated in recent Chromium, still there in 156);
+    the rule-based successor when it is gone. Returns the method used."""
+    try:
+        cdp.call("Network.emulateNetworkConditions", **conditions)
+        return "Network.emulateNetworkConditions"
+    except RuntimeError:
+        rule = {k: v for k, v in conditions.items() if k != "offline"}
+        cdp.call("Network.emulateNetworkConditionsByRule", offline=False,
+                 matchedNetworkConditions=[dict(urlPattern="", **rule)])
+        return "Network.emulateNetworkConditionsByRule"

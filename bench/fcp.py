@@ -48,7 +48,6 @@ alternating (critical, blocking, blocking, critical, ...); each figure is the me
 
 import argparse
 import gzip
-import http.client
 import http.server
 import json
 import os
@@ -77,8 +76,7 @@ VIEWPORTS = {
 }
 IDLE_SECONDS = 0.5
 LOAD_TIMEOUT = 90.0
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-              "transfer-encoding", "upgrade", "content-length"}
+HOP_BY_HOP = common.HOP_BY_HOP
 
 METRICS_JS = r"""
 (async () => {
@@ -167,25 +165,7 @@ class Proxy:
             h.wfile.write(data)
 
     def forward(self, h):
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else None
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
-        headers["Host"] = self.app.netloc
-        conn = http.client.HTTPConnection(self.app.hostname, self.app.port, timeout=30)
-        try:
-            conn.request(h.command, h.path, body=body, headers=headers)
-            r = conn.getresponse()
-            data = r.read()
-            h.send_response(r.status, r.reason)
-            for k, v in r.getheaders():
-                if k.lower() not in HOP_BY_HOP and k.lower() not in ("date", "server"):
-                    h.send_header(k, v)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            if h.command != "HEAD" and r.status not in (204, 304):
-                h.wfile.write(data)
-        finally:
-            conn.close()
+        common.forward(self.app, h)
 
     def stop(self):
         self.server.shutdown()
@@ -196,15 +176,7 @@ class Proxy:
 
 
 def throttle(cdp):
-    """Network.emulateNetworkConditions (deprecated in recent Chromium, still there in 156);
-    the rule-based successor when it is gone."""
-    try:
-        cdp.call("Network.emulateNetworkConditions", **THROTTLE)
-        return "Network.emulateNetworkConditions"
-    except RuntimeError:
-        rule = {k: v for k, v in THROTTLE.items() if k != "offline"}
-        cdp.call("Network.emulateNetworkConditionsByRule", offline=False, matchedNetworkConditions=[dict(urlPattern="", **rule)])
-        return "Network.emulateNetworkConditionsByRule"
+    return common.throttle(cdp, THROTTLE)
 
 
 def load(url, viewport, cpu_slowdown, scratch):

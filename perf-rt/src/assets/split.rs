@@ -248,18 +248,10 @@ mod tests {
     const fn module(path: &'static str, imports: &'static [&'static str]) -> Asset {
         Asset {
             path,
-            hashed_path: "",
             url: path,
             content_type: "text/javascript; charset=utf-8",
-            integrity: "",
-            etags: ["", "", "", ""],
-            identity: b"",
-            brotli: None,
-            zstd: None,
-            gzip: None,
             imports,
-            image: None,
-            critical: None,
+            ..crate::assets::TEST_ASSET
         }
     }
 
