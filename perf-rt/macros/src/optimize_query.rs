@@ -153,7 +153,8 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let setup = quote! {
         let __perf_id: &'static str = #identity;
         let __perf_prefix: &'static str = #prefix;
-        let __perf_owned = #p::owns_prefix(__perf_prefix, __perf_id, #fn_generic);
+        static __PERF_OWNER: #p::PrefixOwner = #p::PrefixOwner::new();
+        let __perf_owned = __PERF_OWNER.owns(__perf_prefix, __perf_id, #fn_generic);
         let __perf_key = {
             let mut __perf_key = #p::KeyBuilder::new(__perf_prefix);
             #(#generic_args)*

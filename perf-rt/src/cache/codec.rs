@@ -56,10 +56,24 @@ impl Extend<u8> for HexSink<'_> {
     }
 }
 
+thread_local! {
+    static SPARE: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
+/// Keeps a finished key's buffer for this thread's next [`KeyBuilder`] (small ones only).
+pub(crate) fn recycle(key: String) {
+    if key.capacity() <= 512 {
+        SPARE.set(key);
+    }
+}
+
 impl KeyBuilder {
     /// Starts a key with `prefix` (for `#[optimize_query]`: the function's path).
     pub fn new(prefix: &str) -> Self {
-        let mut key = String::with_capacity(prefix.len() + 24);
+        // A hit hands its key back (`recycle`): this thread's next key reuses the buffer.
+        let mut key = SPARE.take();
+        key.clear();
+        key.reserve(prefix.len() + 24);
         key.push_str(prefix);
         Self {
             key,

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 /// The function a `type_name_of_val(&|| ())` written in its body names: the path with
 /// the instance's type arguments and, for a method, the `impl`'s self type.
@@ -49,6 +49,36 @@ pub fn owns_prefix(prefix: &'static str, id: &'static str, fn_generic: bool) -> 
         .entry(prefix)
         .or_insert(id);
     owner == id || conflict(prefix, owner, id)
+}
+
+/// The outcome of [`owns_prefix`] for one call site, remembered for the function instance
+/// that asked first (a generic function's other instances ask [`owns_prefix`] each time).
+pub struct PrefixOwner(OnceLock<(&'static str, &'static str, bool)>);
+
+impl PrefixOwner {
+    /// Nothing remembered yet.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    /// [`owns_prefix`], without its lock once this instance has asked.
+    pub fn owns(&self, prefix: &'static str, id: &'static str, fn_generic: bool) -> bool {
+        if let Some((p, i, owned)) = self.0.get()
+            && same(p, prefix)
+            && same(i, id)
+        {
+            return *owned;
+        }
+        let owned = owns_prefix(prefix, id, fn_generic);
+        let _ = self.0.set((prefix, id, owned));
+        owned
+    }
+}
+
+/// String equality, at the cost of a pointer comparison when both are the same constant.
+fn same(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
 /// `a::B<u8>::f<u32>` → `a::B<u8>::f`.
@@ -167,6 +197,11 @@ where
 {
     match (cache_for(&key, owned), key) {
         (Some(cache), Ok(key)) => {
+            // A hit needs no future of the cache's: answered here, the key's buffer kept.
+            if let Some(v) = cache.inner.memory.get::<T>(&key) {
+                super::codec::recycle(key);
+                return Ok(v);
+            }
             cache
                 .get_or_load_with(&key, options, || load, sharing)
                 .await
@@ -187,7 +222,11 @@ where
     T: super::Cacheable,
 {
     match (cache_for(&key, owned), key) {
-        (Some(cache), Ok(key)) => cache.get_or_load_blocking_with(&key, options, load, sharing),
+        (Some(cache), Ok(key)) => {
+            let result = cache.get_or_load_blocking_with(&key, options, load, sharing);
+            super::codec::recycle(key);
+            result
+        }
         _ => load(),
     }
 }

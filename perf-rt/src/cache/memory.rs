@@ -11,11 +11,20 @@
 //! while the load runs therefore leaves the entry born stale: no check-then-insert window,
 //! and an invalidation only affects the loads of its own key or tag.
 //!
+//! Hot keys are answered by a small direct-mapped table in front of moka ([`FRONT_SLOTS`]
+//! slots, each holding one of moka's own entries): a hit there is a hash, a read lock and
+//! the same freshness checks, without moka's concurrent map and access bookkeeping. A key
+//! enters the front when moka answers a read of it (so only what moka admitted), one front
+//! hit in [`TOUCH_EVERY`] per thread still reads moka, so that its eviction policy sees the
+//! key as used, and an entry moka evicts leaves the front with it: the tier's size bound
+//! is moka's.
+//!
 //! The tier can be distrusted (see [`MemoryTier::set_trusted`]): while the invalidation
 //! channel of a shared cache is down, this instance cannot hear the other instances'
 //! writes, so reads skip the memory tier instead of serving what may be stale.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,12 +45,31 @@ type Hasher = foldhash::quality::RandomState;
 
 type TagState = Arc<AtomicU64>;
 
+/// Slots of the hot-key front (a power of two).
+const FRONT_SLOTS: usize = 256;
+
+/// One front hit in this many (per thread) also reads moka, to keep the key hot there.
+const TOUCH_EVERY: u32 = 32;
+
+/// A front slot on a cache line of its own: two threads reading two hot keys do not make
+/// each other's lock word bounce between cores.
+#[repr(align(64))]
+#[derive(Default)]
+struct FrontSlot(RwLock<Option<Entry>>);
+
+thread_local! {
+    static FRONT_HITS: Cell<u32> = const { Cell::new(0) };
+}
+
 #[derive(Clone)]
 struct Entry(Arc<EntryInner>);
 
 struct EntryInner {
+    key: Arc<str>,
+    hash: u64,
     value: Box<dyn Any + Send + Sync>,
     ttl: Duration,
+    expires: Instant,
     weight: u32,
     epoch: u64,
     key_slot: usize,
@@ -90,6 +118,7 @@ pub(crate) struct Snapshot {
 
 pub(crate) struct MemoryTier {
     cache: Option<moka::sync::Cache<Arc<str>, Entry, Hasher>>,
+    front: Arc<[FrontSlot]>,
     hasher: Hasher,
     weigh_bytes: bool,
     tags: RwLock<HashMap<Box<str>, TagState>>,
@@ -105,11 +134,19 @@ pub(crate) struct MemoryTier {
 impl MemoryTier {
     pub(crate) fn new(capacity: MemoryCapacity, metrics: CacheMetrics) -> Self {
         let listener_metrics = metrics.clone();
+        let front: Arc<[FrontSlot]> = (0..FRONT_SLOTS).map(|_| FrontSlot::default()).collect();
+        let listener_front = front.clone();
         let builder = moka::sync::Cache::builder()
             .expire_after(PerEntryExpiry)
-            .eviction_listener(move |_, _, cause| {
+            .eviction_listener(move |_, entry: Entry, cause| {
                 if matches!(cause, RemovalCause::Expired | RemovalCause::Size) {
                     incr(&listener_metrics.counters().evictions);
+                    // Out of moka, out of the front: the size bound stays moka's.
+                    let slot = &listener_front[front_index(entry.0.hash)];
+                    let mut held = slot.0.write().unwrap_or_else(|e| e.into_inner());
+                    if held.as_ref().is_some_and(|h| Arc::ptr_eq(&h.0, &entry.0)) {
+                        *held = None;
+                    }
                 }
             });
         let cache = match capacity {
@@ -126,6 +163,7 @@ impl MemoryTier {
         };
         Self {
             cache,
+            front,
             hasher: Hasher::default(),
             weigh_bytes: matches!(capacity, MemoryCapacity::Bytes(_)),
             tags: RwLock::default(),
@@ -160,7 +198,16 @@ impl MemoryTier {
     }
 
     fn key_slot(&self, key: &str) -> usize {
-        (self.hasher.hash_one(key) as usize) % KEY_SLOTS
+        key_slot(self.hasher.hash_one(key))
+    }
+
+    /// Whether nothing `e` was stored under has been invalidated since.
+    fn fresh(&self, e: &EntryInner) -> bool {
+        e.epoch == self.epoch.load(Ordering::Acquire)
+            && self.keys[e.key_slot].load(Ordering::Acquire) == e.key_version
+            && e.stamps
+                .iter()
+                .all(|(state, version)| state.load(Ordering::Acquire) == *version)
     }
 
     /// A fresh, unexpired, uninvalidated value of type `T` under `key`.
@@ -169,18 +216,46 @@ impl MemoryTier {
         if !self.trusted() {
             return None;
         }
+        let hash = self.hasher.hash_one(key);
+        let slot = &self.front[front_index(hash)];
+        let front = {
+            let held = slot.0.read().unwrap_or_else(|e| e.into_inner());
+            match held.as_ref() {
+                Some(Entry(e)) if e.hash == hash && *e.key == *key => {
+                    if self.fresh(e) && Instant::now() < e.expires {
+                        e.value.downcast_ref::<T>().cloned()
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(v) = front {
+            let n = FRONT_HITS.get().wrapping_add(1);
+            FRONT_HITS.set(n);
+            if n % TOUCH_EVERY == 0 {
+                // Seen by moka's eviction policy; the value is not needed.
+                drop(cache.get(key));
+            }
+            incr(&self.metrics.counters().memory_hits);
+            return Some(v);
+        }
         let found = cache.get(key).and_then(|entry| {
-            let e = &entry.0;
-            let fresh = e.epoch == self.epoch.load(Ordering::Acquire)
-                && self.keys[e.key_slot].load(Ordering::Acquire) == e.key_version
-                && e.stamps
-                    .iter()
-                    .all(|(state, version)| state.load(Ordering::Acquire) == *version);
-            if !fresh {
+            if !self.fresh(&entry.0) {
+                let mut held = slot.0.write().unwrap_or_else(|e| e.into_inner());
+                if held.as_ref().is_some_and(|h| Arc::ptr_eq(&h.0, &entry.0)) {
+                    *held = None;
+                }
+                drop(held);
                 cache.invalidate(key);
                 return None;
             }
-            e.value.downcast_ref::<T>().cloned()
+            let value = entry.0.value.downcast_ref::<T>().cloned();
+            if value.is_some() {
+                *slot.0.write().unwrap_or_else(|e| e.into_inner()) = Some(entry);
+            }
+            value
         });
         // A read may look here twice (again once it leads the load), so misses are
         // counted by the cache, once per read; a hit ends the read.
@@ -271,23 +346,39 @@ impl MemoryTier {
         if !self.is_current(snapshot) {
             return false;
         }
+        let key: Arc<str> = Arc::from(key);
+        let hash = self.hasher.hash_one(&*key);
         let entry = Entry(Arc::new(EntryInner {
+            key: key.clone(),
+            hash,
             value: Box::new(value),
             ttl,
+            expires: Instant::now() + ttl,
             weight: weight.saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX)),
             epoch: snapshot.epoch,
             key_slot: snapshot.key_slot,
             key_version: snapshot.key_version,
             stamps: stamps.into_boxed_slice(),
         }));
-        cache.insert(Arc::from(key), entry);
+        // Not in the front yet: a key enters it when moka answers a read of it, so the
+        // front holds what moka has admitted (and drops it when moka evicts it).
+        cache.insert(key, entry);
         true
     }
 
     pub(crate) fn invalidate(&self, key: &str) {
         self.any.fetch_add(1, Ordering::SeqCst);
-        self.keys[self.key_slot(key)].fetch_add(1, Ordering::SeqCst);
+        let hash = self.hasher.hash_one(key);
+        self.keys[key_slot(hash)].fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.cache {
+            let mut held = self.front[front_index(hash)]
+                .0
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if held.as_ref().is_some_and(|e| *e.0.key == *key) {
+                *held = None;
+            }
+            drop(held);
             cache.invalidate(key);
         }
     }
@@ -318,6 +409,9 @@ impl MemoryTier {
         self.any.fetch_add(1, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.cache {
+            for slot in self.front.iter() {
+                *slot.0.write().unwrap_or_else(|e| e.into_inner()) = None;
+            }
             cache.invalidate_all();
         }
     }
@@ -335,6 +429,24 @@ impl MemoryTier {
             c.entry_count()
         })
     }
+
+    #[cfg(test)]
+    fn front_count(&self) -> usize {
+        self.front
+            .iter()
+            .filter(|s| s.0.read().unwrap().is_some())
+            .count()
+    }
+}
+
+/// The invalidation counter of a key, from its hash.
+fn key_slot(hash: u64) -> usize {
+    (hash as usize) % KEY_SLOTS
+}
+
+/// The front slot of a key, from its hash (the high bits: the low ones pick `key_slot`).
+fn front_index(hash: u64) -> usize {
+    (hash >> 48) as usize % FRONT_SLOTS
 }
 
 #[cfg(test)]
@@ -421,5 +533,52 @@ mod tests {
         assert_eq!(m.get::<u32>("a"), None, "flushed when trusted again");
         put(&m, "a", 1, &[]);
         assert_eq!(m.get::<u32>("a"), Some(1));
+    }
+
+    #[test]
+    fn the_front_honours_expiry() {
+        let m = tier();
+        let s = m.snapshot("short", &[]);
+        assert!(m.insert("short", 1u32, Duration::from_millis(40), &[], 1, &s));
+        assert_eq!(m.get::<u32>("short"), Some(1), "answered by moka");
+        assert_eq!(m.get::<u32>("short"), Some(1), "answered by the front");
+        assert_eq!(m.front_count(), 1);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(m.get::<u32>("short"), None);
+    }
+
+    #[test]
+    fn what_moka_evicts_leaves_the_front() {
+        let m = MemoryTier::new(MemoryCapacity::Entries(8), CacheMetrics::default());
+        for i in 0..500u32 {
+            let key = format!("k{i}");
+            let s = m.snapshot(&key, &[]);
+            m.insert(&key, i, Duration::from_secs(60), &[], 1, &s);
+            assert_eq!(m.get::<u32>(&key), Some(i));
+        }
+        let in_moka = m.entry_count();
+        assert!(in_moka <= 8, "{in_moka}");
+        let in_front = m.front_count();
+        assert!(
+            in_front as u64 <= in_moka,
+            "front {in_front} entries, moka {in_moka}"
+        );
+    }
+
+    #[test]
+    fn a_stale_front_entry_is_dropped_and_never_served() {
+        let m = tier();
+        put(&m, "a", 1, &["posts"]);
+        assert_eq!(m.get::<u32>("a"), Some(1));
+        assert_eq!(m.front_count(), 1);
+        m.invalidate_tag("posts");
+        assert_eq!(m.get::<u32>("a"), None);
+        assert_eq!(m.front_count(), 0);
+        put(&m, "b", 2, &[]);
+        assert_eq!(m.get::<u32>("b"), Some(2));
+        assert_eq!(m.front_count(), 1);
+        m.invalidate("b");
+        assert_eq!(m.front_count(), 0);
+        assert_eq!(m.get::<u32>("b"), None);
     }
 }
