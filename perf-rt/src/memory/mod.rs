@@ -29,6 +29,7 @@
 mod allocator;
 mod instances;
 mod leaks;
+mod peak;
 mod profiler;
 mod sampler;
 mod scope;
@@ -37,11 +38,12 @@ mod symbols;
 mod timeline;
 
 pub use allocator::{
-    DEFAULT_SAMPLE_RATE, PEAK_PUBLISH_BYTES, Stats, TrackingAllocator, is_installed, reset_peak,
-    sample_rate, set_sample_rate, stats,
+    DEFAULT_SAMPLE_RATE, Stats, TrackingAllocator, is_installed, reset_peak, sample_rate,
+    set_sample_rate, stats,
 };
 pub use instances::{Track, Tracked, TypeInstances, live_instances};
 pub use leaks::{Leak, LeakOptions, LeakPoint, LeakReport, TypeLeak};
+pub use peak::PEAK_PUBLISH_BYTES;
 pub use profiler::{MemoryConfig, MemoryProfiler, MemoryReport, SamplingInfo, SnapshotSummary};
 pub use scope::{
     FunctionMemory, ScopeGuard, ScopeStats, function_stat, function_stats, log_threshold, measure,
