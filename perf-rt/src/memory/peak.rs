@@ -184,7 +184,7 @@ mod tests {
         let (mut seed, mut live, mut peak) = (0x1234_5678_9abc_def1, 0i64, 0i64);
         for i in 0..200_000 {
             // Mostly small blocks, sometimes a large one; grows, then shrinks, then grows.
-            let size = if rng(&mut seed) % 50 == 0 {
+            let size = if rng(&mut seed).is_multiple_of(50) {
                 40_000
             } else {
                 (rng(&mut seed) % 300) as i64 + 1
