@@ -17,7 +17,8 @@
 //! println!("{}", leaks.to_json());
 //! ```
 //!
-//! Counters (live bytes and blocks, totals, peak) are exact. Call sites are sampled: about
+//! Counters (live bytes and blocks, totals) are exact; the peak is within
+//! [`PEAK_PUBLISH_BYTES`] per thread holding bytes back. Call sites are sampled: about
 //! one stack per [`sample_rate`] bytes allocated (a Poisson process, like tcmalloc's heap
 //! profiler), and per-site figures are estimates scaled up from the samples. Symbols are
 //! resolved only when a report asks for them.
