@@ -68,8 +68,8 @@ fn single_thread_counts_are_exact() {
 }
 
 /// Four threads hold 2 MB each at the same moment, then free it all: the peak is that sum
-/// within the documented bound, `PEAK_PUBLISH_BYTES` per thread other than the one reaching
-/// it (here the four, the test thread and the harness's main thread).
+/// within the documented bound, `PEAK_PUBLISH_BYTES` per thread holding bytes back (here
+/// the four, the test thread and the harness's main thread).
 fn peak_is_within_its_bound_with_4_threads() {
     const N: usize = 4;
     const COUNT: usize = 2_000;

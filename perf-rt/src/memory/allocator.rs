@@ -4,14 +4,16 @@
 //! no lock prefix): live bytes and blocks are exact on demand, summed over the threads'
 //! counters by [`stats`]. The peak needs one process-wide live figure to compare against:
 //! each thread publishes its growth or shrinkage into it once it reaches
-//! [`PEAK_PUBLISH_BYTES`], and compares the published figure plus its own unpublished bytes
-//! with the peak on every allocation (two loads of lines that rarely change). So the peak is
-//! within `PEAK_PUBLISH_BYTES` per thread other than the one reaching it (exact when the
-//! others hold nothing back); a shared atomic add on every allocation and free, which kept it exact across
-//! threads, cost 5-15 % of the allocator's time and made the cores fight over one line.
-//! A stack is captured for about one allocation per `sample_rate` bytes; the countdown lives
-//! in a thread-local, so unsampled allocations never leave the calling thread's cache
-//! lines.
+//! [`PEAK_PUBLISH_BYTES`] (see `peak.rs`), so the peak is within that much per thread
+//! holding bytes back (exact when one thread allocates); a shared atomic add on every
+//! allocation and free, which kept it exact across threads, cost 5-15 % of the
+//! allocator's time and made the cores fight over one line.
+//!
+//! The fast path of an allocation or a free touches only the calling thread's state and
+//! slot: it compares the thread's live bytes with one threshold (publishing due, or a new
+//! peak possible) and, for an allocation, counts down to the next sample; anything else
+//! goes to one cold slow path. A stack is captured for about one allocation per
+//! `sample_rate` bytes.
 //!
 //! The allocator never allocates through itself on its own behalf: counters, the sample
 //! table and the trace table are fixed-size statics, and stack capture records raw
@@ -24,8 +26,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
+use super::peak::{Gauge, Ledger};
 use super::sampler::{self, MAX_FRAMES};
 
 /// Default mean number of bytes between two sampled allocations (512 KiB).
@@ -82,6 +85,7 @@ impl<A> TrackingAllocator<A> {
 // so the `GlobalAlloc` contract is the inner allocator's; the bookkeeping around it only
 // touches statics and thread-locals that need no allocation.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAllocator<A> {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `alloc`'s contract (non-zero size), forwarded as is.
         let ptr = unsafe { self.inner.alloc(layout) };
@@ -91,6 +95,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAllocator<A> {
         ptr
     }
 
+    #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
@@ -100,6 +105,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAllocator<A> {
         ptr
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // The sample must leave the table before the block can be handed out again.
         on_free(ptr, layout.size());
@@ -107,6 +113,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAllocator<A> {
         unsafe { self.inner.dealloc(ptr, layout) }
     }
 
+    #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let old_size = layout.size();
         // Removed before the old block can be reused by another thread; put back if the
@@ -177,53 +184,104 @@ impl Slot {
             bytes_freed: AtomicU64::new(0),
         }
     }
+
+    /// What one operation adds to the counters.
+    fn count(&self, owned: bool, op: Op) {
+        let add = |counter: &AtomicU64, n: u64| {
+            if owned {
+                bump(counter, n);
+            } else if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        };
+        add(&self.allocs, op.allocs);
+        add(&self.frees, op.frees);
+        add(&self.reallocs, op.reallocs);
+        add(&self.bytes_allocated, op.grown);
+        add(&self.bytes_freed, op.shrunk);
+    }
+}
+
+/// Adds to a counter only the owning thread writes: no read-modify-write needed (the
+/// load and store compile to one `add` to memory).
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// One allocator operation, as the slow path accounts for it.
+#[derive(Clone, Copy, Default)]
+struct Op {
+    allocs: u64,
+    frees: u64,
+    reallocs: u64,
+    grown: u64,
+    shrunk: u64,
+    /// Size to sample the block at (`None`: a free, never sampled).
+    sample: Option<(*mut u8, usize)>,
+}
+
+impl Op {
+    fn net(&self) -> i64 {
+        self.grown as i64 - self.shrunk as i64
+    }
 }
 
 static SLOTS: [Slot; SLOT_COUNT] = [const { Slot::new() }; SLOT_COUNT];
 static SHARED: Slot = Slot::new();
-/// Live bytes as published by the threads: the exact figure minus what each thread holds
-/// unpublished (less than [`PEAK_PUBLISH_BYTES`] either way).
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-/// Growth or shrinkage of its live bytes that a thread keeps to itself before adding it to
-/// the process-wide figure the peak is measured on: the bound, per thread other than the
-/// one allocating, of the error of [`Stats::peak_bytes`].
-pub const PEAK_PUBLISH_BYTES: usize = 16 * 1024;
-static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+static GAUGE: Gauge = Gauge::new();
 static SAMPLE_RATE: AtomicUsize = AtomicUsize::new(RATE_UNSET);
 const RATE_UNSET: usize = usize::MAX;
+/// With sampling off, how many bytes a thread allocates between two looks at the rate:
+/// how late, at most, it starts sampling once sampling is turned on.
+const OFF_INTERVAL: i64 = 256 * 1024;
 
-const UNCLAIMED: usize = usize::MAX;
-const CLAIMING: usize = usize::MAX - 1;
-const NO_SLOT: usize = usize::MAX - 2;
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Unclaimed,
+    /// Registering the slot's release may allocate: those go to the shared slot.
+    Claiming,
+    Owned,
+    /// All slots taken, or the thread is ending.
+    None,
+}
 
 /// Everything the hot path needs from the current thread, in one const thread-local
-/// (no destructor, so reachable even while the thread's destructors run).
+/// (no destructor, so reachable even while the thread's destructors run). The fast path
+/// reads and writes only this and the thread's own slot.
 struct ThreadState {
-    slot: Cell<usize>,
-    in_sampler: Cell<bool>,
-    countdown: Cell<i64>,
-    rng: Cell<u64>,
-    allocs: Cell<u64>,
-    bytes_allocated: Cell<u64>,
-    net: Cell<i64>,
+    /// The owned slot, or `SHARED` (then the ledger is detached, so every operation takes
+    /// the slow path, which looks at `claim`).
+    slot: Cell<&'static Slot>,
+    claim: Cell<Claim>,
+    ledger: Ledger,
+    /// Highest `ledger.net` since the innermost scope began (for scopes' peaks).
     peak_mark: Cell<i64>,
-    /// Live bytes not yet added to `LIVE_BYTES`.
-    unpublished: Cell<i64>,
+    /// Bytes left to allocate before the sampling slow path.
+    countdown: Cell<i64>,
+    /// Whether `countdown` was drawn at a sampling rate (so running out takes a sample).
+    armed: Cell<bool>,
+    rng: Cell<u64>,
+    in_sampler: Cell<bool>,
+    /// Scope counters = these + the owned slot's own (rebased on claim and release, so
+    /// they run on continuously).
+    base_allocs: Cell<u64>,
+    base_bytes_allocated: Cell<u64>,
 }
 
 thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
-            slot: Cell::new(UNCLAIMED),
-            in_sampler: Cell::new(false),
-            countdown: Cell::new(0),
-            rng: Cell::new(0),
-            allocs: Cell::new(0),
-            bytes_allocated: Cell::new(0),
-            net: Cell::new(0),
+            slot: Cell::new(&SHARED),
+            claim: Cell::new(Claim::Unclaimed),
+            ledger: Ledger::detached(),
             peak_mark: Cell::new(0),
-            unpublished: Cell::new(0),
+            countdown: Cell::new(0),
+            armed: Cell::new(false),
+            rng: Cell::new(0),
+            in_sampler: Cell::new(false),
+            base_allocs: Cell::new(0),
+            base_bytes_allocated: Cell::new(0),
         }
     };
     static RELEASE: SlotRelease = const { SlotRelease };
@@ -236,214 +294,208 @@ impl Drop for SlotRelease {
     fn drop(&mut self) {
         let _ = STATE.try_with(|s| {
             // What the thread held back belongs to the process-wide figure from now on.
-            LIVE_BYTES.fetch_add(s.unpublished.replace(0) as isize, Relaxed);
-            let slot = s.slot.replace(NO_SLOT);
-            if slot < SLOT_COUNT {
-                SLOTS[slot].owned.store(false, Release);
+            s.ledger.detach(&GAUGE);
+            if s.claim.replace(Claim::None) == Claim::Owned {
+                let slot = s.slot.replace(&SHARED);
+                rebase(s, slot, u64::wrapping_add);
+                slot.owned.store(false, Release);
             }
         });
     }
 }
 
+/// Moves the owned slot's counts into (or, on claim, out of) the scope counters' base.
+fn rebase(s: &ThreadState, slot: &Slot, op: fn(u64, u64) -> u64) {
+    s.base_allocs
+        .set(op(s.base_allocs.get(), slot.allocs.load(Relaxed)));
+    s.base_bytes_allocated.set(op(
+        s.base_bytes_allocated.get(),
+        slot.bytes_allocated.load(Relaxed),
+    ));
+}
+
 #[cold]
-fn claim_slot(s: &ThreadState) -> &'static Slot {
-    s.slot.set(CLAIMING);
-    let claimed = SLOTS.iter().position(|slot| {
+fn claim_slot(s: &ThreadState) {
+    s.claim.set(Claim::Claiming);
+    let claimed = SLOTS.iter().find(|slot| {
         slot.owned
             .compare_exchange(false, true, Acquire, Relaxed)
             .is_ok()
     });
-    let Some(index) = claimed else {
-        s.slot.set(NO_SLOT);
-        return &SHARED;
+    let Some(slot) = claimed else {
+        s.claim.set(Claim::None);
+        return;
     };
-    // Registering the destructor may allocate; `CLAIMING` sends those to the shared slot.
+    // Registering the destructor may allocate; `Claiming` sends those to the shared slot.
     if RELEASE.try_with(|_| ()).is_err() {
-        SLOTS[index].owned.store(false, Release);
-        s.slot.set(NO_SLOT);
-        return &SHARED;
-    }
-    s.slot.set(index);
-    &SLOTS[index]
-}
-
-#[inline]
-fn add(slot: &Slot, counter: &AtomicU64, n: u64) {
-    if std::ptr::eq(slot, &SHARED) {
-        counter.fetch_add(n, Relaxed);
-    } else {
-        // Only the owning thread writes this slot: no read-modify-write needed.
-        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
-    }
-}
-
-#[inline]
-fn slot_of(s: &ThreadState) -> &'static Slot {
-    match s.slot.get() {
-        i if i < SLOT_COUNT => &SLOTS[i],
-        UNCLAIMED => claim_slot(s),
-        _ => &SHARED,
-    }
-}
-
-/// Growth of the live bytes without a thread state (thread teardown): published at once.
-fn grow_live(bytes: usize) {
-    let now = LIVE_BYTES.fetch_add(bytes as isize, Relaxed) + bytes as isize;
-    raise_peak(now);
-}
-
-#[inline]
-fn raise_peak(now: isize) {
-    let now = now.max(0) as usize;
-    if now > PEAK_BYTES.load(Relaxed) {
-        PEAK_BYTES.fetch_max(now, Relaxed);
-    }
-}
-
-#[inline]
-fn live_grow(s: &ThreadState, bytes: usize) {
-    let held = s.unpublished.get() + bytes as i64;
-    if held >= PEAK_PUBLISH_BYTES as i64 {
-        publish(s, held);
-    } else {
-        s.unpublished.set(held);
-        raise_peak(LIVE_BYTES.load(Relaxed) + held as isize);
-    }
-}
-
-#[inline]
-fn live_shrink(s: &ThreadState, bytes: usize) {
-    let held = s.unpublished.get() - bytes as i64;
-    if held <= -(PEAK_PUBLISH_BYTES as i64) {
-        publish(s, held);
-    } else {
-        s.unpublished.set(held);
-    }
-}
-
-#[inline(never)]
-fn publish(s: &ThreadState, held: i64) {
-    s.unpublished.set(0);
-    let now = LIVE_BYTES.fetch_add(held as isize, Relaxed) + held as isize;
-    if held > 0 {
-        raise_peak(now);
-    }
-}
-
-#[inline]
-fn thread_grow(s: &ThreadState, bytes: usize) {
-    let net = s.net.get() + bytes as i64;
-    s.net.set(net);
-    if net > s.peak_mark.get() {
-        s.peak_mark.set(net);
-    }
-    s.bytes_allocated
-        .set(s.bytes_allocated.get() + bytes as u64);
-}
-
-#[inline]
-fn on_alloc(ptr: *mut u8, size: usize, default_rate: usize) {
-    let sampled = STATE.try_with(|s| {
-        live_grow(s, size);
-        let slot = slot_of(s);
-        add(slot, &slot.allocs, 1);
-        add(slot, &slot.bytes_allocated, size as u64);
-        s.allocs.set(s.allocs.get() + 1);
-        thread_grow(s, size);
-        countdown(s, ptr, size, default_rate);
-    });
-    if sampled.is_err() {
-        grow_live(size);
-        SHARED.allocs.fetch_add(1, Relaxed);
-        SHARED.bytes_allocated.fetch_add(size as u64, Relaxed);
-    }
-}
-
-#[inline]
-fn on_free(ptr: *mut u8, size: usize) {
-    let done = STATE.try_with(|s| {
-        live_shrink(s, size);
-        let slot = slot_of(s);
-        add(slot, &slot.frees, 1);
-        add(slot, &slot.bytes_freed, size as u64);
-        s.net.set(s.net.get() - size as i64);
-    });
-    if done.is_err() {
-        LIVE_BYTES.fetch_sub(size as isize, Relaxed);
-        SHARED.frees.fetch_add(1, Relaxed);
-        SHARED.bytes_freed.fetch_add(size as u64, Relaxed);
-    }
-    if let Some(sample) = sampler::remove(ptr as usize) {
-        sampler::release(sample.trace);
-    }
-}
-
-#[inline]
-fn on_realloc(ptr: *mut u8, old: usize, new: usize, default_rate: usize) {
-    let (grown, shrunk) = (new.saturating_sub(old), old.saturating_sub(new));
-    let done = STATE.try_with(|s| {
-        if grown > 0 {
-            live_grow(s, grown);
-        } else {
-            live_shrink(s, shrunk);
-        }
-        let slot = slot_of(s);
-        add(slot, &slot.reallocs, 1);
-        add(slot, &slot.bytes_allocated, grown as u64);
-        add(slot, &slot.bytes_freed, shrunk as u64);
-        thread_grow(s, grown);
-        s.net.set(s.net.get() - shrunk as i64);
-        // A reallocation is sampled like a fresh allocation of its new size.
-        countdown(s, ptr, new, default_rate);
-    });
-    if done.is_err() {
-        if grown > 0 {
-            grow_live(grown);
-        } else {
-            LIVE_BYTES.fetch_sub(shrunk as isize, Relaxed);
-        }
-        SHARED.reallocs.fetch_add(1, Relaxed);
-        SHARED.bytes_allocated.fetch_add(grown as u64, Relaxed);
-        SHARED.bytes_freed.fetch_add(shrunk as u64, Relaxed);
-    }
-}
-
-#[inline]
-fn countdown(s: &ThreadState, ptr: *mut u8, size: usize, default_rate: usize) {
-    let rate = SAMPLE_RATE.load(Relaxed);
-    if rate == 0 {
+        slot.owned.store(false, Release);
+        s.claim.set(Claim::None);
         return;
     }
-    let left = s.countdown.get() - size as i64;
-    s.countdown.set(left);
-    if left <= 0 {
-        sample_slow(s, ptr, size, rate, default_rate);
-    }
+    rebase(s, slot, u64::wrapping_sub);
+    s.slot.set(slot);
+    s.claim.set(Claim::Owned);
+    s.ledger.attach(&GAUGE);
+}
+
+// One cold entry per kind of operation, taking scalars: the fast paths then build nothing
+// on the stack.
+
+#[cold]
+#[inline(never)]
+fn alloc_slow(s: &ThreadState, ptr: *mut u8, size: usize, default_rate: usize) {
+    let op = Op {
+        allocs: 1,
+        grown: size as u64,
+        sample: Some((ptr, size)),
+        ..Op::default()
+    };
+    slow_path(s, op, default_rate);
 }
 
 #[cold]
 #[inline(never)]
-fn sample_slow(s: &ThreadState, ptr: *mut u8, size: usize, rate: usize, default_rate: usize) {
-    let rate = if rate == RATE_UNSET {
-        match SAMPLE_RATE.compare_exchange(RATE_UNSET, default_rate, Relaxed, Relaxed) {
-            Ok(_) => default_rate,
-            Err(current) => current,
-        }
+fn free_slow(s: &ThreadState, size: usize) {
+    let op = Op {
+        frees: 1,
+        shrunk: size as u64,
+        ..Op::default()
+    };
+    slow_path(s, op, 0);
+}
+
+#[cold]
+#[inline(never)]
+fn realloc_slow(s: &ThreadState, ptr: *mut u8, old: usize, new: usize, default_rate: usize) {
+    let op = Op {
+        reallocs: 1,
+        grown: new.saturating_sub(old) as u64,
+        shrunk: old.saturating_sub(new) as u64,
+        sample: Some((ptr, new)),
+        ..Op::default()
+    };
+    slow_path(s, op, default_rate);
+}
+
+/// Everything an operation the fast path declined needs: claiming a slot, counting into
+/// the shared slot, publishing, the peak, sampling.
+#[inline(always)]
+fn slow_path(s: &ThreadState, op: Op, default_rate: usize) {
+    if s.claim.get() == Claim::Unclaimed {
+        claim_slot(s);
+    }
+    let owned = s.claim.get() == Claim::Owned;
+    if owned {
+        s.slot.get().count(true, op);
+        s.ledger.net.set(s.ledger.net.get() + op.net());
+        s.ledger.settle(&GAUGE);
     } else {
-        rate
+        SHARED.count(false, op);
+        s.ledger.apply_detached(op.net(), &GAUGE);
+        s.base_allocs.set(s.base_allocs.get() + op.allocs);
+        s.base_bytes_allocated
+            .set(s.base_bytes_allocated.get() + op.grown);
+    }
+    mark_peak(s, s.ledger.net.get());
+    if let Some((ptr, size)) = op.sample {
+        let left = s.countdown.get() - size as i64;
+        s.countdown.set(left);
+        if left <= 0 {
+            sample_slow(s, ptr, size, default_rate);
+        }
+    }
+}
+
+#[inline(always)]
+fn mark_peak(s: &ThreadState, net: i64) {
+    if net > s.peak_mark.get() {
+        s.peak_mark.set(net);
+    }
+}
+
+// The fast paths: thread-local loads and stores, two adds to the thread's own slot, no
+// shared line touched; anything else (first use, publishing, a possible new peak, a sample
+// due, a thread without a slot) goes to `slow_path`.
+
+#[inline(always)]
+fn on_alloc(ptr: *mut u8, size: usize, default_rate: usize) {
+    let _ = STATE.try_with(|s| {
+        let net = s.ledger.net.get() + size as i64;
+        if net > s.ledger.trip.get() || size as i64 >= s.countdown.get() {
+            return alloc_slow(s, ptr, size, default_rate);
+        }
+        s.ledger.net.set(net);
+        s.countdown.set(s.countdown.get() - size as i64);
+        mark_peak(s, net);
+        let slot = s.slot.get();
+        bump(&slot.allocs, 1);
+        bump(&slot.bytes_allocated, size as u64);
+    });
+}
+
+#[inline(always)]
+fn on_free(ptr: *mut u8, size: usize) {
+    let _ = STATE.try_with(|s| {
+        let net = s.ledger.net.get() - size as i64;
+        if net < s.ledger.floor.get() {
+            return free_slow(s, size);
+        }
+        s.ledger.net.set(net);
+        let slot = s.slot.get();
+        bump(&slot.frees, 1);
+        bump(&slot.bytes_freed, size as u64);
+    });
+    sampler::forget(ptr as usize);
+}
+
+#[inline(always)]
+fn on_realloc(ptr: *mut u8, old: usize, new: usize, default_rate: usize) {
+    let (grown, shrunk) = (new.saturating_sub(old), old.saturating_sub(new));
+    let _ = STATE.try_with(|s| {
+        let net = s.ledger.net.get() + grown as i64 - shrunk as i64;
+        // A reallocation is sampled like a fresh allocation of its new size.
+        let left = s.countdown.get() - new as i64;
+        if net > s.ledger.trip.get() || net < s.ledger.floor.get() || left <= 0 {
+            return realloc_slow(s, ptr, old, new, default_rate);
+        }
+        s.ledger.net.set(net);
+        s.countdown.set(left);
+        mark_peak(s, net);
+        let slot = s.slot.get();
+        bump(&slot.reallocs, 1);
+        bump(&slot.bytes_allocated, grown as u64);
+        bump(&slot.bytes_freed, shrunk as u64);
+    });
+}
+
+#[cold]
+#[inline(never)]
+fn sample_slow(s: &ThreadState, ptr: *mut u8, size: usize, default_rate: usize) {
+    let rate = match SAMPLE_RATE.load(Relaxed) {
+        RATE_UNSET => {
+            match SAMPLE_RATE.compare_exchange(RATE_UNSET, default_rate, Relaxed, Relaxed) {
+                Ok(_) => default_rate,
+                Err(current) => current,
+            }
+        }
+        rate => rate,
     };
     if rate == 0 {
+        // Look again later: sampling may be turned on meanwhile.
+        s.countdown.set(OFF_INTERVAL);
+        s.armed.set(false);
         return;
     }
-    let first = s.rng.get() == 0;
-    if first {
+    if s.rng.get() == 0 {
         // Seeded from the thread-local's address and a counter: distinct per thread.
         static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
         let seed = SEED.fetch_add(0x6A09_E667_F3BC_C909, Relaxed) ^ (s as *const _ as u64);
         s.rng.set(seed | 1);
     }
     s.countdown.set(next_interval(s, rate));
-    if first || s.in_sampler.get() {
+    // The end of an interval not drawn at a sampling rate (the first, or one of sampling
+    // off) is no sample: only start drawing.
+    if !s.armed.replace(true) || s.in_sampler.get() {
         return;
     }
     s.in_sampler.set(true);
@@ -494,8 +546,8 @@ fn capture(frames: &mut [usize; MAX_FRAMES]) -> usize {
 
 /// Reads the process-wide counters. Exact when no other thread is allocating at the same
 /// moment; otherwise each field is exact on its own and may be a few operations apart.
-/// The peak is within [`PEAK_PUBLISH_BYTES`] per thread other than the one that reached it
-/// (each may hold that much back, either way), and never below the live bytes read here.
+/// The peak is within [`PEAK_PUBLISH_BYTES`] per thread holding bytes back (exact when a
+/// single thread allocates), and never below the live bytes read here.
 pub fn stats() -> Stats {
     let mut st = Stats::default();
     for slot in SLOTS.iter().chain(std::iter::once(&SHARED)) {
@@ -509,7 +561,7 @@ pub fn stats() -> Stats {
     st.live_bytes = st
         .total_bytes_allocated
         .saturating_sub(st.total_bytes_freed);
-    st.peak_bytes = (PEAK_BYTES.load(Relaxed) as u64).max(st.live_bytes);
+    st.peak_bytes = GAUGE.peak().max(st.live_bytes);
     st
 }
 
@@ -521,13 +573,18 @@ pub fn is_installed() -> bool {
 
 /// Restarts peak tracking from the current live byte count.
 pub fn reset_peak() {
-    PEAK_BYTES.store(stats().live_bytes as usize, Relaxed);
+    // The calling thread's held-back bytes go in first, so that with one thread the new
+    // peak is exact.
+    let _ = STATE.try_with(|s| s.ledger.flush(&GAUGE));
+    GAUGE.reset(stats().live_bytes);
+    let _ = STATE.try_with(|s| s.ledger.rearm(&GAUGE));
 }
 
 /// Sets the mean number of bytes between sampled allocations; `0` turns sampling off.
 /// Samples already taken stay until their blocks are freed, and keep being weighed by the
 /// rate they were taken at. Each thread starts using the new rate after its current
-/// interval runs out.
+/// interval runs out (with sampling off, within 256 KiB of its allocations); turning
+/// sampling off takes effect at once.
 pub fn set_sample_rate(bytes: usize) {
     SAMPLE_RATE.store(bytes, Relaxed);
 }
@@ -551,10 +608,19 @@ pub(crate) struct ThreadCounters {
 
 pub(crate) fn thread_counters() -> ThreadCounters {
     STATE
-        .try_with(|s| ThreadCounters {
-            allocs: s.allocs.get(),
-            bytes_allocated: s.bytes_allocated.get(),
-            net: s.net.get(),
+        .try_with(|s| {
+            let (mut allocs, mut bytes_allocated) =
+                (s.base_allocs.get(), s.base_bytes_allocated.get());
+            if s.claim.get() == Claim::Owned {
+                let slot = s.slot.get();
+                allocs = allocs.wrapping_add(slot.allocs.load(Relaxed));
+                bytes_allocated = bytes_allocated.wrapping_add(slot.bytes_allocated.load(Relaxed));
+            }
+            ThreadCounters {
+                allocs,
+                bytes_allocated,
+                net: s.ledger.net.get(),
+            }
         })
         .unwrap_or_default()
 }
@@ -563,7 +629,7 @@ pub(crate) fn thread_counters() -> ThreadCounters {
 /// [`thread_peak_end`].
 pub(crate) fn thread_peak_begin() -> i64 {
     STATE
-        .try_with(|s| s.peak_mark.replace(s.net.get()))
+        .try_with(|s| s.peak_mark.replace(s.ledger.net.get()))
         .unwrap_or(0)
 }
 

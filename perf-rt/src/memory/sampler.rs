@@ -104,6 +104,28 @@ pub(crate) fn remove(ptr: usize) -> Option<Sample> {
     remove_slow(ptr, h)
 }
 
+/// [`remove`] and [`release`] for a block being freed: the path that finds a sample is
+/// out of line, so the free path keeps no frame for it.
+#[inline]
+pub(crate) fn forget(ptr: usize) {
+    // As in `remove`.
+    if LIVE_SAMPLES.load(Relaxed) == 0 {
+        return;
+    }
+    let h = hash(ptr);
+    if filter_of(h).load(Relaxed) != 0 {
+        forget_slow(ptr, h);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn forget_slow(ptr: usize, h: u64) {
+    if let Some(sample) = remove_slow(ptr, h) {
+        release(sample.trace);
+    }
+}
+
 #[cold]
 fn remove_slow(ptr: usize, h: u64) -> Option<Sample> {
     let start = (h >> (64 - TABLE_BITS)) as usize;
