@@ -155,7 +155,7 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         let __perf_prefix: &'static str = #prefix;
         static __PERF_OWNER: #p::PrefixOwner = #p::PrefixOwner::new();
         let __perf_owned = __PERF_OWNER.owns(__perf_prefix, __perf_id, #fn_generic);
-        let __perf_key = {
+        let mut __perf_key = {
             let mut __perf_key = #p::KeyBuilder::new(__perf_prefix);
             #(#generic_args)*
             #(#key_args)*
@@ -182,6 +182,24 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!(::core::option::Option::None::<#p::ErrorSharing<#p::Infallible>>)
     };
     let head = quote!(__perf_key, __perf_owned, __perf_options, #sharing);
+    // A hit returns before the loading future or closure is built.
+    let hit = if is_result {
+        quote! {
+            if let ::core::option::Option::Some(__perf_v) =
+                #p::hit::<<#ret as #p::ResultParts>::Ok>(&mut __perf_key, __perf_owned)
+            {
+                return #p::Result::Ok(__perf_v);
+            }
+        }
+    } else {
+        quote! {
+            if let ::core::option::Option::Some(__perf_v) =
+                #p::hit::<#ret>(&mut __perf_key, __perf_owned)
+            {
+                return __perf_v;
+            }
+        }
+    };
     let body = match (sig.asyncness.is_some(), is_result) {
         (true, true) => quote! {
             #p::get_or_load(#head, async move {
@@ -210,6 +228,7 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         #(#attrs)*
         #vis #sig {
             #setup
+            #hit
             #body
         }
     })

@@ -139,12 +139,32 @@ fn cache_for(key: &Result<String, super::CacheError>, owned: bool) -> Option<&'s
 
 /// The error type of a function returning `Result`.
 pub trait ResultParts {
+    /// `T`.
+    type Ok;
     /// `E`.
     type Err;
 }
 
 impl<T, E> ResultParts for Result<T, E> {
+    type Ok = T;
     type Err = E;
+}
+
+/// The value the memory tier holds for `key`, checked before the function builds any
+/// future or closure: a hit is this call alone (the key's buffer is kept for the next).
+pub fn hit<T: Clone + 'static>(
+    key: &mut Result<String, super::CacheError>,
+    owned: bool,
+) -> Option<T> {
+    if !owned {
+        return None;
+    }
+    let (Some(cache), Ok(k)) = (QueryCache::global(), key) else {
+        return None;
+    };
+    let value = cache.inner.memory.get::<T>(k)?;
+    super::codec::recycle(std::mem::take(k));
+    Some(value)
 }
 
 /// Picks [`ErrorSharing`] for `E` when `E: Clone` (autoref specialisation: write
@@ -197,11 +217,6 @@ where
 {
     match (cache_for(&key, owned), key) {
         (Some(cache), Ok(key)) => {
-            // A hit needs no future of the cache's: answered here, the key's buffer kept.
-            if let Some(v) = cache.inner.memory.get::<T>(&key) {
-                super::codec::recycle(key);
-                return Ok(v);
-            }
             cache
                 .get_or_load_with(&key, options, || load, sharing)
                 .await
