@@ -6,7 +6,14 @@
 
 Assets: the test fixtures data/small.txt (1 KiB) and data/large.txt (100 KiB), as
 built by perf-build in release (the nginx side gets the same bytes through the
-perf-build CLI). Each configuration runs 3 times, interleaved; medians are reported.
+perf-build CLI). Peers: perf-rt (tests/src/bin/serve-fixtures.rs) on tokio's default
+multi-thread runtime and on the current-thread runtime (`WORKERS=1`), nginx with one
+worker and nginx with two workers. Each configuration runs BENCH_RUNS times (3), peers
+and encodings interleaved with the order rotated each round; medians are reported.
+
+Besides requests per second and p99 latency, each server's CPU time is read from
+/proc/<pid>/stat (utime + stime of every process: nginx's master and workers) before
+and after each wrk run: CPU microseconds per request and requests per CPU-second.
 Needs wrk, nginx and its brotli_static module (Debian packages; installed if missing).
 """
 
@@ -20,14 +27,18 @@ import time
 
 from common import OUT, ROOT, TARGET, fresh, need, perf_build_cli, run
 
-NGINX_PORT = 18080
 OURS_PORT = 18081
-DURATION = os.environ.get("BENCH_DURATION", "8s")
+NGINX_PORTS = {1: 18082, 2: 18083}
+DURATION = os.environ.get("BENCH_DURATION", "6s")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "64")
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+ASSETS = ["data/small.txt", "data/large.txt"]
+ENCODINGS = ["br", "gzip"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 NGINX_CONF = """
 load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;
-worker_processes 2;
+worker_processes {workers};
 pid {work}/nginx.pid;
 error_log {work}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -61,12 +72,37 @@ def wrk(url, encoding):
         stdout=subprocess.PIPE,
         text=True,
     ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"errors from {url}:\n{out}")
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    if "Non-2xx" in out:
-        raise SystemExit(f"errors from {url}:\n{out}")
-    return rps, float(p99.group(1)) * scale
+    return requests, rps, float(p99.group(1)) * scale
+
+
+def children(pid):
+    """The direct children of `pid` (nginx's workers), from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def cpu_seconds(pids):
+    """utime + stime of these processes (every thread of each), in seconds."""
+    ticks = 0
+    for pid in pids:
+        # Fields after the command name: state is field 3, utime 14 and stime 15.
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLK_TCK
 
 
 def wait_port(port):
@@ -81,6 +117,10 @@ def wait_port(port):
     raise SystemExit(f"nothing listens on {port}")
 
 
+def ratio(a, b):
+    return f"{a / b:.2f}x"
+
+
 def main():
     need("wrk", "wrk")
     need("nginx", "nginx")
@@ -91,45 +131,88 @@ def main():
     dist = os.path.join(work, "dist")
     run([cli, "build", "--static-dir", os.path.join(ROOT, "tests/fixtures/static"), "--dist-dir", dist, "--quiet"])
     manifest = json.load(open(os.path.join(dist, "manifest.json")))
-    conf = os.path.join(work, "nginx.conf")
-    open(conf, "w").write(NGINX_CONF.format(work=work, port=NGINX_PORT, dist=dist))
 
-    nginx = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"])
-    ours = subprocess.Popen([os.path.join(TARGET, "release", "serve-fixtures")], env={**os.environ, "PORT": str(OURS_PORT)}, stdout=subprocess.DEVNULL)
+    procs = {}
+    peers = {}  # name -> (port, function returning the pids to account)
     try:
-        wait_port(NGINX_PORT)
-        wait_port(OURS_PORT)
+        for workers, port in NGINX_PORTS.items():
+            nwork = fresh(os.path.join(work, f"nginx-{workers}"))
+            conf = os.path.join(nwork, "nginx.conf")
+            open(conf, "w").write(NGINX_CONF.format(workers=workers, work=nwork, port=port, dist=dist))
+            p = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"])
+            name = f"nginx {workers}w"
+            procs[name] = p
+            peers[name] = (port, lambda p=p: [p.pid, *children(p.pid)])
+        for name, port, workers in [("perf-rt", OURS_PORT, None), ("perf-rt 1t", OURS_PORT + 10, "1")]:
+            env = {**os.environ, "PORT": str(port)}
+            env.pop("WORKERS", None)
+            if workers:
+                env["WORKERS"] = workers
+            p = subprocess.Popen([os.path.join(TARGET, "release", "serve-fixtures")], env=env, stdout=subprocess.DEVNULL)
+            procs[name] = p
+            peers[name] = (port, lambda p=p: [p.pid])
+        for port, _ in peers.values():
+            wait_port(port)
+        names = ["perf-rt", "perf-rt 1t", "nginx 1w", "nginx 2w"]
+        ours = names[:2]
+        url = {(n, a): f"http://127.0.0.1:{peers[n][0]}{manifest[a]['url']}" for n in names for a in ASSETS}
+        for n in names:  # warm-up: connection setup, page cache, lazy statics
+            subprocess.run(["wrk", "-t1", "-c8", "-d1s", url[(n, ASSETS[0])]], check=True, stdout=subprocess.DEVNULL)
+
+        # (asset, encoding, peer) -> [(req/s, p99 ms, CPU µs per request)]
         results = {}
-        for rnd in range(3):
-            for asset in ["data/small.txt", "data/large.txt"]:
-                url_path = manifest[asset]["url"]
-                for encoding in ["br", "gzip"]:
-                    for name, port in [("perf-rt", OURS_PORT), ("nginx", NGINX_PORT)]:
-                        rps, p99 = wrk(f"http://127.0.0.1:{port}{url_path}", encoding)
-                        results.setdefault((asset, encoding, name), []).append((rps, p99))
+        configs = [(a, e) for a in ASSETS for e in ENCODINGS]
+        for rnd in range(RUNS):
+            order = names[rnd % len(names):] + names[: rnd % len(names)]
+            cfgs = configs[rnd % len(configs):] + configs[: rnd % len(configs)]
+            for asset, encoding in cfgs:
+                for name in order:
+                    pids = peers[name][1]()
+                    before = cpu_seconds(pids)
+                    requests, rps, p99 = wrk(url[(name, asset)], encoding)
+                    cpu = cpu_seconds(pids) - before
+                    results.setdefault((asset, encoding, name), []).append((rps, p99, cpu / requests * 1e6))
+                    print(f"  {rnd} {asset} {encoding} {name}: {rps:,.0f} req/s, p99 {p99:.2f} ms, "
+                          f"{cpu / requests * 1e6:.1f} µs CPU/req", flush=True)
+
+        med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in results.items()}
         lines = [
-            f"| asset | encoding | perf-rt req/s | nginx req/s | ratio | perf-rt p99 | nginx p99 | ratio |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| asset | enc | server | req/s | p99 | CPU µs/req | req/CPU-s |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: |",
         ]
-        for asset in ["data/small.txt", "data/large.txt"]:
-            for encoding in ["br", "gzip"]:
-                o = results[(asset, encoding, "perf-rt")]
-                n = results[(asset, encoding, "nginx")]
-                orps, nrps = statistics.median(r for r, _ in o), statistics.median(r for r, _ in n)
-                op99, np99 = statistics.median(p for _, p in o), statistics.median(p for _, p in n)
+        for asset in ASSETS:
+            for encoding in ENCODINGS:
                 size = manifest[asset]["bytes"]["brotli" if encoding == "br" else "gzip"]
-                lines.append(
-                    f"| {asset} ({manifest[asset]['bytes']['minified']:,} B; {size:,} B {encoding}) | {encoding} | "
-                    f"{orps:,.0f} | {nrps:,.0f} | {orps / nrps:.2f}x | {op99:.2f} ms | {np99:.2f} ms | {op99 / np99:.2f}x |"
-                )
+                for name in names:
+                    rps, p99, us = med[(asset, encoding, name)]
+                    lines.append(
+                        f"| {asset} ({size:,} B) | {encoding} | {name} | {rps:,.0f} | {p99:.2f} ms | "
+                        f"{us:.1f} | {1e6 / us:,.0f} |"
+                    )
+        lines += [
+            "",
+            "Ratios (perf-rt / nginx; req/CPU-s is nginx's CPU per request over ours):",
+            "",
+            "| asset | enc | server | req/s vs 1w | req/s vs 2w | p99 vs 1w | p99 vs 2w | req/CPU-s vs 1w | req/CPU-s vs 2w |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for asset in ASSETS:
+            for encoding in ENCODINGS:
+                n1, n2 = med[(asset, encoding, "nginx 1w")], med[(asset, encoding, "nginx 2w")]
+                for name in ours:
+                    o = med[(asset, encoding, name)]
+                    lines.append(
+                        f"| {asset} | {encoding} | {name} | {ratio(o[0], n1[0])} | {ratio(o[0], n2[0])} | "
+                        f"{ratio(o[1], n1[1])} | {ratio(o[1], n2[1])} | {ratio(n1[2], o[2])} | {ratio(n2[2], o[2])} |"
+                    )
         text = "\n".join(lines) + "\n"
         open(os.path.join(OUT, "serve.md"), "w").write(text)
         print(text)
     finally:
-        ours.send_signal(signal.SIGTERM)
-        nginx.send_signal(signal.SIGQUIT)
-        ours.wait()
-        nginx.wait()
+        for name, p in procs.items():
+            p.send_signal(signal.SIGQUIT if name.startswith("nginx") else signal.SIGTERM)
+        for p in procs.values():
+            p.wait()
 
 
 if __name__ == "__main__":

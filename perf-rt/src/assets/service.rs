@@ -23,6 +23,8 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const PLAIN_TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+/// The most headers a response of `serve` carries.
+const HEADERS: usize = 9;
 const GONE_BODY: &[u8] =
     b"This file belongs to an earlier deploy of this application: reload the page.\n";
 
@@ -159,6 +161,9 @@ fn serve(
     };
 
     let mut res = Response::new(Full::new(Bytes::new()));
+    // Sized for every header below at once: the default map holds six before it grows
+    // (a reallocation and a rehash on every 200).
+    *res.headers_mut() = HeaderMap::with_capacity(HEADERS);
     let h = res.headers_mut();
     h.insert(
         header::CACHE_CONTROL,

@@ -1,8 +1,28 @@
 //! Serves the embedded fixtures on `127.0.0.1:$PORT` (default 18081): the perf-rt side
 //! of the serving benchmark (`bench/serve.py`).
+//!
+//! `WORKERS=n` sets the number of runtime threads: unset, tokio's default multi-thread
+//! runtime (`#[tokio::main]`, one worker per core); `1`, the current-thread runtime, the
+//! counterpart of a one-worker nginx.
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .map(|w| w.parse::<usize>().expect("WORKERS is a number"));
+    let mut runtime = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = runtime.enable_all().build().expect("a tokio runtime");
+    runtime.block_on(serve());
+}
+
+async fn serve() {
     let port = std::env::var("PORT").unwrap_or_else(|_| "18081".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
         .await
