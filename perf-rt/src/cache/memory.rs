@@ -235,7 +235,7 @@ impl MemoryTier {
         if let Some(v) = front {
             let n = FRONT_HITS.get().wrapping_add(1);
             FRONT_HITS.set(n);
-            if n % TOUCH_EVERY == 0 {
+            if n.is_multiple_of(TOUCH_EVERY) {
                 // Seen by moka's eviction policy; the value is not needed.
                 drop(cache.get(key));
             }
