@@ -12,7 +12,7 @@ use axum::routing::get;
 use perf_rt::monitor::{profile_performance, track_metric};
 use serde::Deserialize;
 
-use crate::db::{MOODS, Reflection};
+use crate::db::{MOODS, Profile, Reflection};
 use crate::{ASSETS, AppState};
 
 /// The `asset_url` and `image` filters, for names chosen at run time; the templates'
@@ -100,11 +100,22 @@ impl Reflection {
     }
 }
 
+/// Reflections per page of the journal.
+pub const PER_PAGE: u32 = 9;
+
+/// The longest search the journal takes, in characters (a longer one is cut).
+const MAX_SEARCH: usize = 100;
+
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/", get(index))
+        .route("/journal", get(journal))
         .route("/reflections", axum::routing::post(create))
-        .route("/reflections/{id}", get(show))
+        .route("/reflections/new", get(compose))
+        .route("/reflections/{id}", get(show).post(update))
+        .route("/reflections/{id}/edit", get(edit))
+        .route("/reflections/{id}/delete", axum::routing::post(delete))
+        .route("/settings", get(settings).post(save_settings))
         .route("/about", get(about))
         .route("/coach/prompts", get(coach_prompts))
         .route("/healthz", get(|| async { "ok" }))
@@ -130,66 +141,141 @@ fn db_error(e: rusqlite::Error) -> Response {
         .into_response()
 }
 
+/// Seconds in a day and a week.
+const DAY: i64 = 86_400;
+const WEEK: i64 = 7 * DAY;
+
+/// Days of mood history the landing page draws.
+const HISTORY_DAYS: i64 = 120;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     layout: &'a Layout,
-    reflections: Vec<Reflection>,
+    profile: Profile,
+    latest: Vec<Reflection>,
+    this_week: usize,
     mood_chart: String,
-    moods: &'a [&'a str],
-    error: Option<String>,
-    draft_title: String,
-    draft_body: String,
 }
 
-async fn index_page(
-    state: &AppState,
-    status: StatusCode,
-    error: Option<String>,
-    draft: NewReflection,
-) -> Response {
-    let reflections = match crate::queries::recent(&state.db, 24).await {
+async fn index(State(state): State<AppState>) -> Response {
+    // Rounded to the day, so the cached query's key repeats all day.
+    let since = (now() / DAY - HISTORY_DAYS) * DAY;
+    let (latest, moods, profile) = match tokio::try_join!(
+        crate::queries::recent(&state.db, 3),
+        crate::queries::moods_since(&state.db, since),
+        crate::queries::profile(&state.db),
+    ) {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
-    let mood_chart = mood_chart(&reflections);
+    let week_start = now() - WEEK;
+    let this_week = moods.iter().filter(|(t, _)| *t >= week_start).count();
     render(
-        status,
+        StatusCode::OK,
         &IndexPage {
             layout: &layout("js/journal.js"),
-            reflections,
-            mood_chart,
-            moods: MOODS,
-            error,
-            draft_title: draft.title,
-            draft_body: draft.body,
+            profile,
+            latest,
+            this_week,
+            mood_chart: mood_chart(&moods),
         },
     )
 }
 
-/// The mood counts the home page's chart draws, as a JSON object.
+/// The mood history the landing page's chart draws, as JSON: each reflection's time and
+/// mood, oldest first, and the moods in the order of their scale.
 #[profile_performance(name = "mood_chart")]
-fn mood_chart(reflections: &[Reflection]) -> String {
-    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
-    for r in reflections {
-        *counts.entry(r.mood.as_str()).or_default() += 1;
-    }
-    format!(
-        "{{{}}}",
-        counts
-            .iter()
-            .map(|(m, n)| format!("\"{m}\":{n}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    )
-}
-
-async fn index(State(state): State<AppState>) -> Response {
-    index_page(&state, StatusCode::OK, None, NewReflection::default()).await
+fn mood_chart(moods: &[(i64, String)]) -> String {
+    serde_json::json!({
+        "moods": MOODS,
+        "points": moods.iter().map(|(t, m)| serde_json::json!([t, m])).collect::<Vec<_>>(),
+    })
+    .to_string()
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct NewReflection {
+struct JournalQuery {
+    #[serde(default)]
+    q: String,
+    page: Option<u32>,
+}
+
+#[derive(Template)]
+#[template(path = "journal.html")]
+struct JournalView<'a> {
+    layout: &'a Layout,
+    q: String,
+    page: u32,
+    pages: u32,
+    total: u64,
+    reflections: Vec<Reflection>,
+}
+
+impl JournalView<'_> {
+    /// The address of another page of the same search.
+    fn href(&self, page: u32) -> String {
+        let mut href = format!("/journal?page={page}");
+        if !self.q.is_empty() {
+            href.push_str("&q=");
+            href.push_str(&percent_encode(&self.q));
+        }
+        href
+    }
+}
+
+/// A query-string value, percent-encoded (unreserved characters stay).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn journal(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<JournalQuery>,
+) -> Response {
+    let q: String = query.q.trim().chars().take(MAX_SEARCH).collect();
+    let page = query.page.unwrap_or(1);
+    if page == 0 {
+        return not_found_page("Pages of the journal start at 1.");
+    }
+    let found = match crate::queries::journal(&state.db, q.clone(), page, PER_PAGE).await {
+        Ok(r) => r,
+        Err(e) => return db_error(e),
+    };
+    let pages = (found.total.div_ceil(u64::from(PER_PAGE)) as u32).max(1);
+    if page > pages {
+        return not_found_page("The journal has fewer pages than that.");
+    }
+    render(
+        StatusCode::OK,
+        &JournalView {
+            layout: &layout("js/journal.js"),
+            q,
+            page,
+            pages,
+            total: found.total,
+            reflections: found.reflections,
+        },
+    )
+}
+
+/// The fields of the compose and edit forms.
+#[derive(Debug, Default, Deserialize)]
+struct ReflectionForm {
     #[serde(default)]
     title: String,
     #[serde(default)]
@@ -198,28 +284,73 @@ struct NewReflection {
     body: String,
 }
 
-async fn create(State(state): State<AppState>, Form(form): Form<NewReflection>) -> Response {
-    let title = form.title.trim().to_string();
-    let body = form.body.trim().to_string();
-    let problem = if title.is_empty() || body.is_empty() {
-        Some("A reflection needs a title and some text.")
-    } else if title.chars().count() > 120 || body.chars().count() > 10_000 {
-        Some("That is longer than a reflection can be (120 characters of title, 10,000 of text).")
-    } else if !MOODS.contains(&form.mood.as_str()) {
-        Some("Pick one of the listed moods.")
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        return index_page(
-            &state,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(problem.into()),
-            form,
-        )
-        .await;
+impl ReflectionForm {
+    /// The trimmed title, mood and text, or what is wrong with them.
+    fn validate(&self) -> Result<(String, String, String), &'static str> {
+        let title = self.title.trim();
+        let body = self.body.trim();
+        if title.is_empty() || body.is_empty() {
+            Err("A reflection needs a title and some text.")
+        } else if title.chars().count() > 120 || body.chars().count() > 10_000 {
+            Err("That is longer than a reflection can be (120 characters of title, 10,000 of text).")
+        } else if !MOODS.contains(&self.mood.as_str()) {
+            Err("Pick one of the listed moods.")
+        } else {
+            Ok((title.into(), self.mood.clone(), body.into()))
+        }
     }
-    let mood = form.mood;
+}
+
+#[derive(Template)]
+#[template(path = "compose.html")]
+struct ComposePage<'a> {
+    layout: &'a Layout,
+    /// `None` for a new reflection.
+    id: Option<i64>,
+    moods: &'a [&'a str],
+    error: Option<&'a str>,
+    draft: ReflectionForm,
+}
+
+impl ComposePage<'_> {
+    fn action(&self) -> String {
+        self.id
+            .map_or_else(|| "/reflections".into(), |id| format!("/reflections/{id}"))
+    }
+}
+
+fn compose_page(status: StatusCode, id: Option<i64>, error: Option<&str>, draft: ReflectionForm) -> Response {
+    render(
+        status,
+        &ComposePage {
+            layout: &layout("js/journal.js"),
+            id,
+            moods: MOODS,
+            error,
+            draft,
+        },
+    )
+}
+
+async fn compose() -> Response {
+    compose_page(
+        StatusCode::OK,
+        None,
+        None,
+        ReflectionForm {
+            mood: MOODS[0].into(),
+            ..ReflectionForm::default()
+        },
+    )
+}
+
+async fn create(State(state): State<AppState>, Form(form): Form<ReflectionForm>) -> Response {
+    let (title, mood, body) = match form.validate() {
+        Ok(v) => v,
+        Err(problem) => {
+            return compose_page(StatusCode::UNPROCESSABLE_ENTITY, None, Some(problem), form);
+        }
+    };
     match state.db.insert(title, mood.clone(), body).await {
         Ok(id) => {
             // The mood is one of MOODS (checked above), so the tag stays bounded.
@@ -232,26 +363,174 @@ async fn create(State(state): State<AppState>, Form(form): Form<NewReflection>) 
     }
 }
 
+/// A reflection's id from its address: `None` (a 404) for anything but a number.
+fn reflection_id(id: &str) -> Option<i64> {
+    id.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+async fn edit(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(id) = reflection_id(&id) else {
+        return not_found_page("There is no reflection at that address.");
+    };
+    match crate::queries::reflection(&state.db, id).await {
+        Ok(Some(r)) => compose_page(
+            StatusCode::OK,
+            Some(id),
+            None,
+            ReflectionForm {
+                title: r.title,
+                mood: r.mood,
+                body: r.body,
+            },
+        ),
+        Ok(None) => not_found_page("That reflection does not exist (or no longer does)."),
+        Err(e) => db_error(e),
+    }
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<ReflectionForm>,
+) -> Response {
+    let Some(id) = reflection_id(&id) else {
+        return not_found_page("There is no reflection at that address.");
+    };
+    let (title, mood, body) = match form.validate() {
+        Ok(v) => v,
+        Err(problem) => {
+            return compose_page(StatusCode::UNPROCESSABLE_ENTITY, Some(id), Some(problem), form);
+        }
+    };
+    match state.db.update(id, title, mood, body).await {
+        Ok(true) => {
+            state.invalidator.flush().await;
+            Redirect::to(&format!("/reflections/{id}")).into_response()
+        }
+        Ok(false) => not_found_page("That reflection does not exist (or no longer does)."),
+        Err(e) => db_error(e),
+    }
+}
+
+async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(id) = reflection_id(&id) else {
+        return not_found_page("There is no reflection at that address.");
+    };
+    match state.db.delete(id).await {
+        Ok(true) => {
+            state.invalidator.flush().await;
+            Redirect::to("/journal").into_response()
+        }
+        Ok(false) => not_found_page("That reflection does not exist (or no longer does)."),
+        Err(e) => db_error(e),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "reflection.html")]
 struct ReflectionPage<'a> {
     layout: &'a Layout,
     reflection: Reflection,
+    related: Vec<Reflection>,
 }
 
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
+    let Some(id) = reflection_id(&id) else {
         return not_found_page("There is no reflection at that address.");
     };
-    match crate::queries::reflection(&state.db, id).await {
-        Ok(Some(reflection)) => render(
+    let (reflection, related) = match tokio::try_join!(
+        crate::queries::reflection(&state.db, id),
+        crate::queries::related(&state.db, id, 3),
+    ) {
+        Ok(r) => r,
+        Err(e) => return db_error(e),
+    };
+    match reflection {
+        Some(reflection) => render(
             StatusCode::OK,
             &ReflectionPage {
                 layout: &layout("js/reflection.js"),
                 reflection,
+                related,
             },
         ),
-        Ok(None) => not_found_page("That reflection does not exist (or no longer does)."),
+        None => not_found_page("That reflection does not exist (or no longer does)."),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage<'a> {
+    layout: &'a Layout,
+    profile: Profile,
+    error: Option<&'a str>,
+    saved: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SettingsQuery {
+    #[serde(default)]
+    saved: bool,
+}
+
+async fn settings(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<SettingsQuery>,
+) -> Response {
+    match crate::queries::profile(&state.db).await {
+        Ok(profile) => render(
+            StatusCode::OK,
+            &SettingsPage {
+                layout: &layout("js/site.js"),
+                profile,
+                error: None,
+                saved: query.saved,
+            },
+        ),
+        Err(e) => db_error(e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ProfileForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    weekly_goal: String,
+}
+
+async fn save_settings(State(state): State<AppState>, Form(form): Form<ProfileForm>) -> Response {
+    let name = form.name.trim().to_string();
+    let goal = form.weekly_goal.trim().parse::<u32>().ok().filter(|g| (1..=14).contains(g));
+    let problem = if name.is_empty() || name.chars().count() > 60 {
+        Some("A name is 1 to 60 characters.")
+    } else if goal.is_none() {
+        Some("The weekly goal is a number of reflections from 1 to 14.")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        let draft = Profile {
+            name,
+            weekly_goal: goal.unwrap_or(1),
+        };
+        let page = SettingsPage {
+            layout: &layout("js/site.js"),
+            profile: draft,
+            error: Some(problem),
+            saved: false,
+        };
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    let profile = Profile {
+        name,
+        weekly_goal: goal.unwrap_or(1),
+    };
+    match state.db.save_profile(profile).await {
+        Ok(()) => {
+            state.invalidator.flush().await;
+            Redirect::to("/settings?saved=true").into_response()
+        }
         Err(e) => db_error(e),
     }
 }

@@ -4,7 +4,7 @@
 
 use perf_rt::optimize_query;
 
-use crate::db::{Db, Reflection};
+use crate::db::{Db, JournalPage, Profile, Reflection};
 
 /// The newest reflections.
 #[optimize_query(expire = 60, key_prefix = "reflections:recent", tags = ["reflections"], skip(db))]
@@ -16,4 +16,35 @@ pub async fn recent(db: &Db, limit: u32) -> Result<Vec<Reflection>, rusqlite::Er
 #[optimize_query(expire = 300, key_prefix = "reflections:one", tags = ["reflections"], skip(db))]
 pub async fn reflection(db: &Db, id: i64) -> Result<Option<Reflection>, rusqlite::Error> {
     db.get(id).await
+}
+
+/// A page of the journal, searched: the key holds the search and the page, so each
+/// search is cached on its own and every write drops them all.
+#[optimize_query(expire = 60, key_prefix = "reflections:page", tags = ["reflections"], skip(db))]
+pub async fn journal(
+    db: &Db,
+    q: String,
+    page: u32,
+    per_page: u32,
+) -> Result<JournalPage, rusqlite::Error> {
+    db.journal(q, page, per_page).await
+}
+
+/// Reflections with the same mood as reflection `id`.
+#[optimize_query(expire = 300, key_prefix = "reflections:related", tags = ["reflections"], skip(db))]
+pub async fn related(db: &Db, id: i64, limit: u32) -> Result<Vec<Reflection>, rusqlite::Error> {
+    db.related(id, limit).await
+}
+
+/// Times and moods since `since` (UNIX seconds, rounded by the caller to the day so the
+/// key repeats), for the mood history.
+#[optimize_query(expire = 300, key_prefix = "reflections:moods", tags = ["reflections"], skip(db))]
+pub async fn moods_since(db: &Db, since: i64) -> Result<Vec<(i64, String)>, rusqlite::Error> {
+    db.moods_since(since).await
+}
+
+/// The writer's profile.
+#[optimize_query(expire = 600, key_prefix = "profile", tags = ["profile"], skip(db))]
+pub async fn profile(db: &Db) -> Result<Profile, rusqlite::Error> {
+    db.profile().await
 }

@@ -19,7 +19,15 @@ use browser::Browser;
 use serde_json::{Value, json};
 
 /// The pages: every template with critical CSS.
-const PAGES: &[&str] = &["/", "/reflections/1", "/about", "/no-such-page"];
+const PAGES: &[&str] = &[
+    "/",
+    "/journal",
+    "/reflections/new",
+    "/reflections/1",
+    "/settings",
+    "/about",
+    "/no-such-page",
+];
 
 /// Records layout shifts and CSP violations from the start of each page (a script the
 /// DevTools protocol adds, which the page's policy does not apply to). With

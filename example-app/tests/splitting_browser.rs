@@ -220,15 +220,21 @@ fn each_page_requests_exactly_its_entrys_chunks_the_preloaded_ones_alongside_it(
     );
     for (path, entry) in [
         ("/", "js/journal.js"),
+        ("/journal", "js/journal.js"),
+        ("/reflections/new", "js/journal.js"),
         ("/reflections/1", "js/reflection.js"),
+        ("/settings", "js/site.js"),
         ("/about", "js/site.js"),
     ] {
         s.open(path);
-        // The journal loads its mood chart (a split point) once it has run.
+        // The landing page loads its mood history (a split point, with uPlot from npm)
+        // once it has run; the uPlot chart draws on canvases.
         let chart = path == "/";
         if chart {
             assert!(
-                s.b.eval_until("!!document.querySelector('[data-mood-chart] svg')"),
+                s.b.eval_until(
+                    "!!document.querySelector('[data-mood-chart] canvas') && Number(document.querySelector('[data-mood-chart]').dataset.rendered) > 10"
+                ),
                 "{path}: the mood chart was not drawn"
             );
         }

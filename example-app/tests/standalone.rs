@@ -58,7 +58,16 @@ fn serves_every_page_and_asset_from_an_empty_folder() {
     let c = client();
     let base = format!("http://{}", app.addr);
     let mut seen = Vec::new();
-    for path in ["/", "/about", "/reflections/1"] {
+    for path in [
+        "/",
+        "/journal",
+        "/journal?page=2&q=e",
+        "/reflections/new",
+        "/reflections/1",
+        "/reflections/1/edit",
+        "/settings",
+        "/about",
+    ] {
         let res = c.get(format!("{base}{path}")).send().unwrap();
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
@@ -72,6 +81,9 @@ fn serves_every_page_and_asset_from_an_empty_folder() {
         assert!(page.contains("<script type=\"importmap\""), "{path}");
         let urls = asset_urls(&page);
         assert!(urls.len() >= 6, "{path}: {urls:?}");
+        // Every page inlines its own critical CSS and describes itself.
+        assert!(page.contains("data-perf-critical"), "{path}");
+        assert!(page.contains("<meta name=\"description\""), "{path}");
         seen.extend(urls);
     }
     seen.sort();
@@ -151,6 +163,65 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     assert!(page.contains("Shipped it") && page.contains("The first release is out."));
     let home = c.get(format!("{base}/")).send().unwrap().text().unwrap();
     assert!(home.contains("Shipped it"));
+    let journal = |query: &str| {
+        let res = c.get(format!("{base}/journal{query}")).send().unwrap();
+        let status = res.status();
+        (status, res.text().unwrap())
+    };
+    let (status, found) = journal("?q=first+release");
+    assert_eq!(status, 200);
+    assert!(found.contains("Shipped it") && found.contains("1 found for"), "{found}");
+    // `%` and `_` are matched as written, not as LIKE wildcards.
+    assert!(journal("?q=%25").1.contains("0 found for"));
+    assert!(journal("?q=_").1.contains("0 found for"));
+
+    // An edit: invalid, the form comes back with the draft; valid, every page shows it.
+    let form = |path: &str, body: &str| {
+        c.post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let bad = form(&location, "title=Renamed&mood=sulky&body=Kept+draft");
+    assert_eq!(bad.status(), 422);
+    let bad = bad.text().unwrap();
+    assert!(bad.contains("Pick one of the listed moods.") && bad.contains("Kept draft"));
+    let edit = c.get(format!("{base}{location}/edit")).send().unwrap().text().unwrap();
+    assert!(edit.contains("value=\"Shipped it\"") && edit.contains("<option value=\"grateful\" selected>"));
+    let edited = form(&location, "title=Renamed+release&mood=calm&body=Edited+text.");
+    assert_eq!(edited.status(), 303);
+    assert_eq!(edited.headers()["location"], location.as_str());
+    let page = c.get(format!("{base}{location}")).send().unwrap().text().unwrap();
+    assert!(page.contains("Renamed release") && page.contains("Edited text.") && !page.contains("Shipped it"));
+    assert!(journal("").1.contains("Renamed release"));
+    assert!(journal("?q=first+release").1.contains("0 found for"));
+
+    // Deleting: gone from its address and from the journal, and a second delete is a 404.
+    let deleted = form(&format!("{location}/delete"), "");
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(deleted.headers()["location"], "/journal");
+    assert_eq!(c.get(format!("{base}{location}")).send().unwrap().status(), 404);
+    assert!(!journal("").1.contains("Renamed release"));
+    assert_eq!(form(&format!("{location}/delete"), "").status(), 404);
+    assert_eq!(form("/reflections/999999", "title=a&mood=calm&body=b").status(), 404);
+
+    // Pages of the journal: 24 seeded reflections, 9 a page.
+    let (status, second) = journal("?page=2");
+    assert_eq!(status, 200);
+    assert!(second.contains("page 2 of 3") && second.contains("rel=\"prev\" href=\"/journal?page=1\""));
+    assert_eq!(journal("?page=4").0, 404);
+    assert_eq!(journal("?page=0").0, 404);
+    assert_eq!(journal("?page=x").0, 400);
+
+    // The profile: saved, shown on the landing page; a bad goal is a 422 that keeps the name.
+    let saved = form("/settings", "name=Ada&weekly_goal=5");
+    assert_eq!(saved.status(), 303);
+    let home = c.get(format!("{base}/")).send().unwrap().text().unwrap();
+    assert!(home.contains("Welcome back, Ada") && home.contains("<strong>5</strong>"), "{home}");
+    let bad = form("/settings", "name=Grace&weekly_goal=99");
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().unwrap().contains("value=\"Grace\""));
 
     assert_eq!(post("title=&mood=calm&body=x").status(), 422);
     assert_eq!(post("title=x&mood=furious&body=x").status(), 422);
@@ -282,8 +353,9 @@ fn a_browser_runs_the_modules_through_the_import_map() {
         dom.contains("data-app-ready=\"true\""),
         "app.js did not run:\n{dom}"
     );
+    // uPlot, bundled from npm into the chart's chunk, drew every seeded reflection.
     assert!(
-        dom.contains("data-rendered=\"3\""),
+        dom.contains("data-rendered=\"24\"") && dom.contains("<canvas"),
         "the chart module (dynamic import) did not run:\n{dom}"
     );
     // util.js (a static import) localised the dates the server wrote as UNIX seconds.
@@ -482,4 +554,43 @@ fn a_listener_other_hosts_reach_needs_a_monitor_token() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
+}
+
+/// Every page's reads, uncached so each request runs its queries: no query shape runs twice
+/// in one request (the N+1 detector at its strictest, two, stays quiet). A page that read
+/// each card's photo or related item with a query of its own would be flagged.
+#[test]
+fn no_page_runs_a_query_per_item() {
+    let pages = [
+        "/",
+        "/journal",
+        "/journal?page=2",
+        "/journal?q=walk",
+        "/reflections/new",
+        "/reflections/5",
+        "/reflections/5/edit",
+        "/settings",
+        "/coach/prompts",
+    ];
+    let visit = |threshold: &str| {
+        let app = start_with(&[
+            ("PERF_QUERY_CACHE", "false"),
+            ("PERF_N_PLUS_ONE_THRESHOLD", threshold),
+        ]);
+        let c = client();
+        for page in pages {
+            let res = c.get(format!("http://{}{page}", app.addr)).send().unwrap();
+            assert_eq!(res.status(), 200, "{page}");
+        }
+        let res = c
+            .get(format!("http://{}/api/performance/queries", app.addr))
+            .send()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&res.bytes().unwrap()).unwrap()
+    };
+    let strict = visit("2");
+    assert_eq!(strict["n_plus_one_threshold"], 2, "{strict}");
+    // Uncached: every page's queries ran (the landing page's three, the journal's two…).
+    assert!(strict["total"].as_u64().unwrap() >= pages.len() as u64, "{strict}");
+    assert_eq!(strict["n_plus_one_total"], 0, "{strict}");
 }

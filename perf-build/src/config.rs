@@ -45,6 +45,63 @@ pub struct Config {
     pub critical: CriticalConfig,
     /// Bundling and code splitting of ES modules (`[package.metadata.perf.bundle]`).
     pub bundle: BundleConfig,
+    /// What a page's or an entry's first load may weigh (`[package.metadata.perf.budgets]`).
+    pub budgets: BudgetConfig,
+}
+
+/// Which compressed size a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BudgetEncoding {
+    /// Gzip bytes (the default, as most size tools quote).
+    Gzip,
+    /// Brotli bytes (what current browsers fetch).
+    Brotli,
+}
+
+/// Asset budgets: `[package.metadata.perf.budgets]`, its `over-budget` and `compression`,
+/// and one table per page template or script entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetConfig {
+    /// What a target over its budget does to the build, unless its own table says
+    /// (default a warning; `PERF_BUILD_BUDGETS_OVER_BUDGET=error` makes a CI build strict).
+    pub over_budget: OverBudget,
+    /// Which compressed size JS, CSS and SVG count (default gzip). Raster images count
+    /// their own bytes.
+    pub compression: BudgetEncoding,
+    /// One budget per page or entry.
+    pub targets: Vec<Budget>,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            over_budget: OverBudget::Warn,
+            compression: BudgetEncoding::Gzip,
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// The budget of one page (a template, `index.html`) or one script entry or feature
+/// (`js/journal.js`): the most compressed bytes its first load may need, per kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Budget {
+    /// A template relative to the templates directory, or a script's logical path.
+    pub target: String,
+    /// Scripts: the ones the page names and every chunk they import statically.
+    pub js: Option<u64>,
+    /// The full stylesheets the page names (loaded after the first paint when its
+    /// critical CSS is inlined).
+    pub css: Option<u64>,
+    /// The page's inlined critical CSS.
+    pub critical_css: Option<u64>,
+    /// The images the page names: for a responsive image, its widest variant in the best
+    /// format (the most a browser fetches for it).
+    pub images: Option<u64>,
+    /// All of the above together.
+    pub total: Option<u64>,
+    /// Overrides the table's `over-budget` for this target.
+    pub over_budget: Option<OverBudget>,
 }
 
 /// Settings of bundling: `[package.metadata.perf.bundle]`, or `PERF_BUILD_BUNDLE_*`
@@ -207,6 +264,7 @@ impl Default for Config {
             images: ImageConfig::default(),
             critical: CriticalConfig::default(),
             bundle: BundleConfig::default(),
+            budgets: BudgetConfig::default(),
         }
     }
 }
@@ -242,6 +300,8 @@ pub const ENV_VARS: &[&str] = &[
     "PERF_BUILD_BUNDLE_MIN_CHUNK_SIZE",
     "PERF_BUILD_BUNDLE_NPM_INSTALL",
     "PERF_BUILD_BUNDLE_STRICT_EXECUTION_ORDER",
+    "PERF_BUILD_BUDGETS_OVER_BUDGET",
+    "PERF_BUILD_BUDGETS_COMPRESSION",
 ];
 
 /// One source of settings: a metadata table or the environment.
@@ -313,6 +373,12 @@ const IMAGE_KEYS: &[&str] = &[
 /// The keys of `[package.metadata.perf.critical]`.
 const CRITICAL_KEYS: &[&str] = &["enabled", "budget", "over-budget", "safelist"];
 
+/// The settings of `[package.metadata.perf.budgets]` itself; its other keys are targets.
+const BUDGET_KEYS: &[&str] = &["over-budget", "compression"];
+
+/// The keys of one target's budget table.
+const BUDGET_TARGET_KEYS: &[&str] = &["js", "css", "critical-css", "images", "total", "over-budget"];
+
 /// The keys of `[package.metadata.perf.bundle]`.
 const BUNDLE_KEYS: &[&str] = &[
     "enabled",
@@ -326,7 +392,8 @@ const BUNDLE_KEYS: &[&str] = &[
 fn origin(from_env: bool, key: &str) -> String {
     if from_env {
         format!("environment variable {}", env_name(key))
-    } else if let Some((table, key)) = key.split_once('.') {
+    } else if let Some((table, key)) = key.rsplit_once('.') {
+        // `budgets."index.html".js`: the table is everything before the last dot.
         format!("Cargo.toml [package.metadata.perf.{table}] {key}")
     } else {
         format!("Cargo.toml [package.metadata.perf] {key}")
@@ -472,7 +539,8 @@ impl Config {
         }
         self.images.apply(source, from_env)?;
         self.critical.apply(source, from_env)?;
-        self.bundle.apply(source, from_env)
+        self.bundle.apply(source, from_env)?;
+        self.budgets.apply(source, from_env)
     }
 
     /// Reads `[package.metadata.perf]` of the manifest, then the environment.
@@ -505,7 +573,7 @@ impl Config {
             }
             for key in table.keys() {
                 if !KEYS.contains(&key.as_str())
-                    && !["images", "critical", "bundle"].contains(&key.as_str())
+                    && !["images", "critical", "bundle", "budgets"].contains(&key.as_str())
                 {
                     let near = KEYS
                         .iter()
@@ -522,6 +590,9 @@ impl Config {
                 }
             }
             config.apply(&Metadata(&table), false)?;
+            if let Some(budgets) = table.get("budgets") {
+                config.budgets.targets = budget_targets(budgets)?;
+            }
         }
         config.apply(&Env, true)?;
         Ok(config)
@@ -631,20 +702,7 @@ impl CriticalConfig {
             match *name {
                 "enabled" => self.enabled = as_bool(&value, from_env, key)?,
                 "budget" => self.budget = as_whole(&value, from_env, key, 0.0..=1e9)?,
-                "over-budget" => {
-                    self.over_budget = match as_string(&value, from_env, key)?.trim() {
-                        "warn" => OverBudget::Warn,
-                        "error" => OverBudget::Error,
-                        other => {
-                            return Err(Error::Config {
-                                source_of_value: origin(from_env, key),
-                                message: format!(
-                                    "`{other}` is not a choice: write \"warn\" or \"error\""
-                                ),
-                            });
-                        }
-                    }
-                }
+                "over-budget" => self.over_budget = as_over_budget(&value, from_env, key)?,
                 "safelist" => {
                     self.safelist = as_list(
                         &value,
@@ -692,6 +750,136 @@ impl BundleConfig {
                     self.strict_execution_order = as_bool(&value, from_env, key)?
                 }
                 _ => unreachable!("every key of BUNDLE_KEYS is handled"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `"warn"` or `"error"`.
+fn as_over_budget(v: &Value, from_env: bool, key: &str) -> Result<OverBudget, Error> {
+    match as_string(v, from_env, key)?.trim() {
+        "warn" => Ok(OverBudget::Warn),
+        "error" => Ok(OverBudget::Error),
+        other => Err(Error::Config {
+            source_of_value: origin(from_env, key),
+            message: format!("`{other}` is not a choice: write \"warn\" or \"error\""),
+        }),
+    }
+}
+
+/// A size in bytes: a whole number, or a string with a unit (`"40 KiB"`, `"1.5 MB"`,
+/// `"900 B"`; k and M are powers of 1000, Ki and Mi of 1024).
+fn as_bytes(v: &Value, key: &str) -> Result<u64, Error> {
+    let bad = || Error::Config {
+        source_of_value: origin(false, key),
+        message: format!("`{v}` is not a size: write a number of bytes or \"40 KiB\""),
+    };
+    match v {
+        Value::Number(n) => n.as_u64().ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim();
+            let split = s
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(s.len());
+            let (number, unit) = s.split_at(split);
+            let number: f64 = number.parse().map_err(|_| bad())?;
+            let scale = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => 1.0,
+                "k" | "kb" => 1e3,
+                "kib" => 1024.0,
+                "m" | "mb" => 1e6,
+                "mib" => 1024.0 * 1024.0,
+                _ => return Err(bad()),
+            };
+            let bytes = number * scale;
+            if !(0.0..=1e12).contains(&bytes) {
+                return Err(bad());
+            }
+            Ok(bytes.round() as u64)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The targets of `[package.metadata.perf.budgets]`: every key but its own settings.
+fn budget_targets(table: &Value) -> Result<Vec<Budget>, Error> {
+    let Value::Object(table) = table else {
+        return Err(Error::Config {
+            source_of_value: "Cargo.toml [package.metadata.perf] budgets".into(),
+            message: format!("`{table}` is not a table: write [package.metadata.perf.budgets]"),
+        });
+    };
+    let mut targets = Vec::new();
+    for (target, value) in table {
+        if BUDGET_KEYS.contains(&target.as_str()) {
+            continue;
+        }
+        let Value::Object(limits) = value else {
+            return Err(Error::Config {
+                source_of_value: format!("Cargo.toml [package.metadata.perf.budgets] {target}"),
+                message: format!(
+                    "`{value}` is not a budget: write [package.metadata.perf.budgets.\"{target}\"] with js = \"40 KiB\" (settings: {}; targets: a page template or a script entry)",
+                    BUDGET_KEYS.join(", ")
+                ),
+            });
+        };
+        let mut budget = Budget {
+            target: target.clone(),
+            ..Budget::default()
+        };
+        for (name, value) in limits {
+            let key = format!("budgets.\"{target}\".{name}");
+            let key = key.as_str();
+            match name.as_str() {
+                "js" => budget.js = Some(as_bytes(value, key)?),
+                "css" => budget.css = Some(as_bytes(value, key)?),
+                "critical-css" => budget.critical_css = Some(as_bytes(value, key)?),
+                "images" => budget.images = Some(as_bytes(value, key)?),
+                "total" => budget.total = Some(as_bytes(value, key)?),
+                "over-budget" => budget.over_budget = Some(as_over_budget(value, false, key)?),
+                _ => {
+                    return Err(Error::Config {
+                        source_of_value: origin(false, key),
+                        message: format!(
+                            "unknown setting; a budget's settings are {}",
+                            BUDGET_TARGET_KEYS.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        targets.push(budget);
+    }
+    Ok(targets)
+}
+
+impl BudgetConfig {
+    fn apply(&mut self, source: &dyn Source, from_env: bool) -> Result<(), Error> {
+        for name in BUDGET_KEYS {
+            let key = format!("budgets.{name}");
+            let key = key.as_str();
+            let Some(value) = source.get(key) else {
+                continue;
+            };
+            let value = value?;
+            match *name {
+                "over-budget" => self.over_budget = as_over_budget(&value, from_env, key)?,
+                "compression" => {
+                    self.compression = match as_string(&value, from_env, key)?.trim() {
+                        "gzip" => BudgetEncoding::Gzip,
+                        "brotli" | "br" => BudgetEncoding::Brotli,
+                        other => {
+                            return Err(Error::Config {
+                                source_of_value: origin(from_env, key),
+                                message: format!(
+                                    "`{other}` is not a compression: write \"gzip\" or \"brotli\""
+                                ),
+                            });
+                        }
+                    }
+                }
+                _ => unreachable!("every key of BUDGET_KEYS is handled"),
             }
         }
         Ok(())

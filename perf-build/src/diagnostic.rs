@@ -112,6 +112,22 @@ fn locate(e: &Error) -> Option<Located<'_>> {
             label: "not embedded",
             hint: hint.as_ref().map(|h| format!("did you mean \"{h}\"?")),
         },
+        Error::Budget {
+            path,
+            line,
+            column,
+            message,
+        } if *line > 0 => Located {
+            message: format!("over budget: {message}"),
+            path,
+            line: *line,
+            column: *column,
+            label: "budget set here",
+            hint: Some(
+                "make the first load lighter, raise the budget, or set over-budget = \"warn\""
+                    .into(),
+            ),
+        },
         Error::Template {
             path,
             line,

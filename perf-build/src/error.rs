@@ -164,6 +164,18 @@ pub enum Error {
         /// The budget, in bytes.
         budget: u64,
     },
+    /// A page or an entry is over an asset budget set to fail the build.
+    #[error("{}:{line}:{column}: over budget: {message}", path.display())]
+    Budget {
+        /// The manifest that sets the budget.
+        path: PathBuf,
+        /// Line of the budget, from 1 (0 when set in code).
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// What is over, by how much, and which assets make it up.
+        message: String,
+    },
     /// A configuration value is invalid.
     #[error("{}: {message}", source_of_value)]
     Config {

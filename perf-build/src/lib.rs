@@ -28,6 +28,7 @@
 //! The work is parallel and incremental: every transform and compression is stored in a
 //! content-addressed cache, so an unchanged file is never processed twice.
 
+mod budget;
 mod bundle;
 mod cache;
 mod cargo;
@@ -57,9 +58,11 @@ use std::path::{Path, PathBuf};
 
 pub use bundle::{ChunkInfo, ChunkKind};
 pub use config::{
-    AvifWhen, BundleConfig, Config, CriticalConfig, ImageConfig, OverBudget, Quality,
+    AvifWhen, Budget, BudgetConfig, BudgetEncoding, BundleConfig, Config, CriticalConfig,
+    ImageConfig, OverBudget, Quality,
 };
 pub use error::Error;
+pub use budget::{BudgetFigure, BudgetReport};
 pub use report::{
     AssetReport, ChunkReport, CriticalReport, FirstLoad, ImageReport, Report, VariantReport,
 };
@@ -221,6 +224,12 @@ impl Builder {
         self
     }
 
+    /// Asset budgets per page or entry, and what being over one does ([`BudgetConfig`]).
+    pub fn budgets(mut self, budgets: BudgetConfig) -> Self {
+        self.config.budgets = budgets;
+        self
+    }
+
     /// Where the content-addressed cache lives.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.cache_dir = Some(dir.into());
@@ -300,7 +309,7 @@ impl Builder {
                 static_dir.display()
             ));
         }
-        let output = pipeline::run(
+        let mut output = pipeline::run(
             &self.config,
             &self.root,
             &self.cache(fallback_cache),
@@ -322,6 +331,10 @@ impl Builder {
             let known: HashSet<&str> = output.assets.iter().map(|a| a.logical.as_str()).collect();
             check::templates(&templates, &known)?;
         }
+        // Before anything is written: a budget set to fail leaves the previous build.
+        let (budgets, warnings) = budget::check(&output.assets, &self.config, &self.root)?;
+        output.budgets = budgets;
+        output.warnings.extend(warnings);
         Ok(output)
     }
 
@@ -367,6 +380,8 @@ impl Builder {
         // Only the one template: the pipeline itself skips the critical stage.
         let mut config = self.config.clone();
         self.config.critical.enabled = false;
+        // Without critical CSS the pages' figures are not the build's: no budgets.
+        self.config.budgets.targets.clear();
         let output = self.pipeline(Some(fallback_cache), &|_, _| {})?;
         config.critical.enabled = true;
         let cache = self.cache(Some(fallback_cache));

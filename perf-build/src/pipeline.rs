@@ -72,6 +72,8 @@ pub struct Output {
     pub warnings: Vec<String>,
     /// Files outside the static dir that the build read (npm packages of the bundle).
     pub watched: Vec<PathBuf>,
+    /// The budgeted pages and entries, with their figures.
+    pub budgets: Vec<crate::budget::BudgetReport>,
 }
 
 /// A piece on its way through the pipeline, with the input it came from.
@@ -245,6 +247,7 @@ pub fn run(
         elapsed: started.elapsed(),
         warnings,
         watched,
+        budgets: Vec::new(),
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::Error;
+use crate::budget::BudgetReport;
 use crate::cache::write_atomic;
 use crate::pipeline::{Built, Output};
 
@@ -136,8 +137,11 @@ pub struct Report {
     pub cache_misses: usize,
     /// Wall time of the pipeline.
     pub elapsed: Duration,
-    /// What the build says without failing (critical CSS over budget).
+    /// What the build says without failing (critical CSS or a page over budget).
     pub warnings: Vec<String>,
+    /// The budgeted pages and entries (`[package.metadata.perf.budgets]`), with their
+    /// figures.
+    pub budgets: Vec<BudgetReport>,
 }
 
 impl Report {
@@ -212,6 +216,7 @@ impl Report {
             cache_misses: output.cache_misses,
             elapsed: output.elapsed,
             warnings: output.warnings.clone(),
+            budgets: output.budgets.clone(),
         }
     }
 
@@ -319,6 +324,35 @@ impl Report {
             }
             out.push('\n');
         }
+        if !self.budgets.is_empty() {
+            let compression = self.budgets[0].compression;
+            out.push_str(&format!(
+                "\n{:<width$}  {:>19}  {:>19}  {:>19}  {:>19}  {:>19}\n",
+                format!("budget ({compression}; ! over)"),
+                "js",
+                "css",
+                "critical css",
+                "images",
+                "total"
+            ));
+            for b in &self.budgets {
+                out.push_str(&format!("{:<width$}", b.target));
+                for f in &b.figures {
+                    let cell = match f.budget {
+                        Some(budget) => format!(
+                            "{}{} / {}",
+                            if f.over() { "! " } else { "" },
+                            kb(f.bytes as usize),
+                            kb(budget as usize)
+                        ),
+                        None => kb(f.bytes as usize),
+                    };
+                    out.push_str(&format!("  {cell:>19}"));
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+        }
         for w in &self.warnings {
             out.push_str(&format!("warning: {w}\n"));
         }
@@ -349,18 +383,7 @@ fn chunk_report(
         ChunkKind::Shared => ("shared", None),
     };
     let first_load = (kind != "shared").then(|| {
-        let mut chunks = vec![a.logical.clone()];
-        let mut i = 0;
-        while i < chunks.len() {
-            if let Some(b) = by_logical.get(chunks[i].as_str()) {
-                for import in &b.imports {
-                    if !chunks.contains(import) {
-                        chunks.push(import.clone());
-                    }
-                }
-            }
-            i += 1;
-        }
+        let chunks = crate::budget::first_load(&a.logical, by_logical);
         let built: Vec<&Built> = chunks
             .iter()
             .filter_map(|c| by_logical.get(c.as_str()).copied())

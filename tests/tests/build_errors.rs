@@ -66,3 +66,59 @@ fn build_errors_read_like_rustc() {
         assert!(stderr.contains(wanted), "expected `{wanted}` in\n{stderr}");
     }
 }
+
+/// An asset budget set to fail (`[package.metadata.perf.budgets]`, `over-budget = "error"`):
+/// `cargo build` fails pointing at the budget's line in `Cargo.toml`, with the figures and
+/// the assets behind them; set to warn, the build passes with a Cargo warning.
+#[test]
+fn an_error_budget_fails_cargo_build_at_its_line() {
+    let c = Crate::new(
+        "perf-build-budgets",
+        &[
+            ("build.rs", BUILD_RS),
+            ("src/main.rs", "fn main() {}\n"),
+            (
+                "static/js/app.js",
+                "export const greeting = \"a greeting long enough to be over ten bytes\";\nconsole.log(greeting);\n",
+            ),
+            (
+                "templates/page.html",
+                "<!doctype html><title>t</title><script type=\"module\" src=\"{{ asset_url!(\"js/app.js\") }}\"></script>\n",
+            ),
+        ],
+    );
+    let manifest = c.dir.path().join("Cargo.toml");
+    let base = std::fs::read_to_string(&manifest).unwrap();
+    let with = |over: &str| {
+        format!(
+            "{base}\n[package.metadata.perf.budgets]\nover-budget = \"{over}\"\n\n[package.metadata.perf.budgets.\"page.html\"]\ntotal = \"1 MiB\"\njs = 10\n"
+        )
+    };
+    let text = with("error");
+    std::fs::write(&manifest, &text).unwrap();
+    let line = text.lines().position(|l| l == "js = 10").unwrap() + 1;
+    let out = c.build(&[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for wanted in [
+        "error: perf-build-budgets@0.0.0: over budget: js of page.html is ".to_string(),
+        "gzip, over its budget of 10 B (js/app.js ".to_string(),
+        format!(" --> Cargo.toml:{line}:1"),
+        "js = 10".to_string(),
+        "^ budget set here".to_string(),
+        "= help: make the first load lighter, raise the budget, or set over-budget = \"warn\""
+            .to_string(),
+    ] {
+        assert!(stderr.contains(&wanted), "expected `{wanted}` in\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    std::fs::write(&manifest, with("warn")).unwrap();
+    let out = c.build(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: perf-build-budgets@0.0.0: js of page.html is "),
+        "{stderr}"
+    );
+}

@@ -1,8 +1,17 @@
-// A reflection's page: its length and reading time under the title.
+// A reflection's page: its length and reading time under the title, and a confirmation
+// before it is deleted.
 import "./site.js";
 import { countWords, ready } from "./util.js";
 
 ready(() => {
+  // Deleting asks first: the form says what it deletes.
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) {
+        event.preventDefault();
+      }
+    });
+  }
   const article = document.querySelector("article[data-reflection]");
   const meta = article?.querySelector("[data-reading-time]");
   if (!article || !meta) {

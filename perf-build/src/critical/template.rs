@@ -47,6 +47,8 @@ pub enum Expr {
         /// The literal `class = "…"`.
         class: Option<String>,
     },
+    /// `critical_css!("index.html")`: a template's critical CSS, inlined.
+    Critical(String),
     /// Anything else: its output is unknown.
     Other,
 }
@@ -688,6 +690,7 @@ fn classify(e: &WithSpan<Box<AExpr<'_>>>) -> Expr {
             let (first, named) = macro_args(args);
             match (name, first) {
                 ("asset_url", Some(f)) => Expr::AssetUrl(f),
+                ("critical_css", Some(f)) => Expr::Critical(f),
                 ("image", Some(f)) => Expr::Image {
                     name: f,
                     class: named.get("class").cloned(),
