@@ -96,7 +96,8 @@ const MIGRATIONS: &[&str] = &[
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     for (i, step) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
-        let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
         let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if current < version {
             tx.execute_batch(step)?;
@@ -115,30 +116,126 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 /// The reflections a new journal starts with: the first three, then a season of them,
 /// oldest first, so the journal has pages, the moods a history and the coach material.
 const SEED: &[(&str, &str, &str)] = &[
-    ("Started the morning pages", "curious", "Three pages before coffee. Most of it was noise, but one line stuck: I keep planning rooms I never build.\n\nNext: one small room this week."),
-    ("A hard conversation, handled", "calm", "I said what I needed without rehearsing it twenty times. It went better than the rehearsals.\n\nNext: notice when I start rehearsing."),
-    ("Energy dip after lunch", "tired", "Again the two o'clock slump. Walked for ten minutes and it lifted.\n\nNext: schedule the walk instead of hoping for it."),
-    ("The drafting table", "energised", "Cleared the desk and laid out the week as if it were a floor plan: load-bearing tasks first, decoration last.\n\nNext: keep one wall empty for the unexpected."),
-    ("Said no to a good idea", "stuck", "A friend offered a project I would enjoy. I said no, and spent the evening doubting it.\n\nNext: write down what the yes would have cost."),
-    ("Thank-you note", "grateful", "Wrote to the teacher who made me rewrite my first essay four times. She remembered the essay.\n\nNext: one note a month."),
-    ("Foundations before facades", "calm", "Slept eight hours three nights in a row. Everything else this week was easier to build on top of that.\n\nNext: protect the evening wind-down."),
-    ("Rain day", "tired", "Cancelled the run, read instead. Felt guilty, then less guilty.\n\nNext: plan an indoor alternative before the forecast decides."),
-    ("A question worth an afternoon", "curious", "Why do I finish other people's projects faster than my own? Suspect: nobody is watching my own.\n\nNext: show the half-built thing to someone."),
-    ("Shipped the small room", "energised", "The shelf is up. It is slightly crooked and I like it more for that.\n\nNext: the next small room, not the big one."),
-    ("Blueprint review", "calm", "Read back a month of entries. The same three worries, each smaller than the last time.\n\nNext: retire one worry on purpose."),
-    ("Stalled on the plan", "stuck", "Opened the plan four times and closed it four times. The first step is too big.\n\nNext: cut the first step in half, then in half again."),
-    ("Long walk, no phone", "grateful", "Two hours along the river. Came back with an idea and no photos of it.\n\nNext: leave the phone behind once a week."),
-    ("Morning light", "energised", "Up before the alarm, wrote before the news. The day had a shape before anyone else gave it one.\n\nNext: keep the news until noon."),
-    ("Too many open tabs", "tired", "Eleven projects open in my head at once. Closed seven by writing them down.\n\nNext: a list, not a memory."),
-    ("A kind review", "grateful", "A colleague pointed out what worked before what did not. I want to review like that.\n\nNext: say the good part first."),
-    ("Measuring twice", "curious", "Timed how long my tasks take against my guesses. I am optimistic by about a half.\n\nNext: plan with the real numbers."),
-    ("Quiet Sunday", "calm", "Did nothing useful and felt fine about it. Rest is part of the structure.\n\nNext: one quiet morning every week."),
-    ("The crooked beam", "stuck", "A mistake from last month still bothers me. I fixed what I could; the rest is a lesson.\n\nNext: write the lesson down and let the mistake go."),
-    ("New room, new habit", "energised", "Started reading twenty pages a night. Day six, so far so good.\n\nNext: put the book on the pillow in the morning."),
-    ("Lunch with an old friend", "grateful", "We talked about who we meant to become ten years ago. Closer than I thought.\n\nNext: call before another year passes."),
-    ("Low battery", "tired", "Short nights all week. The plan held up anyway, which says something about the plan.\n\nNext: bed by eleven, plan or no plan."),
-    ("Curiosity walk", "curious", "Took a different street home every day this week. Found a bakery and a question.\n\nNext: follow the question."),
-    ("Steady", "calm", "Nothing dramatic: I did the things I said I would. That is the whole point.\n\nNext: more weeks like this one."),
+    (
+        "Started the morning pages",
+        "curious",
+        "Three pages before coffee. Most of it was noise, but one line stuck: I keep planning rooms I never build.\n\nNext: one small room this week.",
+    ),
+    (
+        "A hard conversation, handled",
+        "calm",
+        "I said what I needed without rehearsing it twenty times. It went better than the rehearsals.\n\nNext: notice when I start rehearsing.",
+    ),
+    (
+        "Energy dip after lunch",
+        "tired",
+        "Again the two o'clock slump. Walked for ten minutes and it lifted.\n\nNext: schedule the walk instead of hoping for it.",
+    ),
+    (
+        "The drafting table",
+        "energised",
+        "Cleared the desk and laid out the week as if it were a floor plan: load-bearing tasks first, decoration last.\n\nNext: keep one wall empty for the unexpected.",
+    ),
+    (
+        "Said no to a good idea",
+        "stuck",
+        "A friend offered a project I would enjoy. I said no, and spent the evening doubting it.\n\nNext: write down what the yes would have cost.",
+    ),
+    (
+        "Thank-you note",
+        "grateful",
+        "Wrote to the teacher who made me rewrite my first essay four times. She remembered the essay.\n\nNext: one note a month.",
+    ),
+    (
+        "Foundations before facades",
+        "calm",
+        "Slept eight hours three nights in a row. Everything else this week was easier to build on top of that.\n\nNext: protect the evening wind-down.",
+    ),
+    (
+        "Rain day",
+        "tired",
+        "Cancelled the run, read instead. Felt guilty, then less guilty.\n\nNext: plan an indoor alternative before the forecast decides.",
+    ),
+    (
+        "A question worth an afternoon",
+        "curious",
+        "Why do I finish other people's projects faster than my own? Suspect: nobody is watching my own.\n\nNext: show the half-built thing to someone.",
+    ),
+    (
+        "Shipped the small room",
+        "energised",
+        "The shelf is up. It is slightly crooked and I like it more for that.\n\nNext: the next small room, not the big one.",
+    ),
+    (
+        "Blueprint review",
+        "calm",
+        "Read back a month of entries. The same three worries, each smaller than the last time.\n\nNext: retire one worry on purpose.",
+    ),
+    (
+        "Stalled on the plan",
+        "stuck",
+        "Opened the plan four times and closed it four times. The first step is too big.\n\nNext: cut the first step in half, then in half again.",
+    ),
+    (
+        "Long walk, no phone",
+        "grateful",
+        "Two hours along the river. Came back with an idea and no photos of it.\n\nNext: leave the phone behind once a week.",
+    ),
+    (
+        "Morning light",
+        "energised",
+        "Up before the alarm, wrote before the news. The day had a shape before anyone else gave it one.\n\nNext: keep the news until noon.",
+    ),
+    (
+        "Too many open tabs",
+        "tired",
+        "Eleven projects open in my head at once. Closed seven by writing them down.\n\nNext: a list, not a memory.",
+    ),
+    (
+        "A kind review",
+        "grateful",
+        "A colleague pointed out what worked before what did not. I want to review like that.\n\nNext: say the good part first.",
+    ),
+    (
+        "Measuring twice",
+        "curious",
+        "Timed how long my tasks take against my guesses. I am optimistic by about a half.\n\nNext: plan with the real numbers.",
+    ),
+    (
+        "Quiet Sunday",
+        "calm",
+        "Did nothing useful and felt fine about it. Rest is part of the structure.\n\nNext: one quiet morning every week.",
+    ),
+    (
+        "The crooked beam",
+        "stuck",
+        "A mistake from last month still bothers me. I fixed what I could; the rest is a lesson.\n\nNext: write the lesson down and let the mistake go.",
+    ),
+    (
+        "New room, new habit",
+        "energised",
+        "Started reading twenty pages a night. Day six, so far so good.\n\nNext: put the book on the pillow in the morning.",
+    ),
+    (
+        "Lunch with an old friend",
+        "grateful",
+        "We talked about who we meant to become ten years ago. Closer than I thought.\n\nNext: call before another year passes.",
+    ),
+    (
+        "Low battery",
+        "tired",
+        "Short nights all week. The plan held up anyway, which says something about the plan.\n\nNext: bed by eleven, plan or no plan.",
+    ),
+    (
+        "Curiosity walk",
+        "curious",
+        "Took a different street home every day this week. Found a bakery and a question.\n\nNext: follow the question.",
+    ),
+    (
+        "Steady",
+        "calm",
+        "Nothing dramatic: I did the things I said I would. That is the whole point.\n\nNext: more weeks like this one.",
+    ),
 ];
 
 fn seed(tx: &rusqlite::Transaction<'_>, now: i64) -> rusqlite::Result<()> {
@@ -250,7 +347,12 @@ impl Db {
 
     /// A page of the journal (`page` from 1), `per_page` reflections newest first, those
     /// whose title or text contains `q` (any, when `q` is empty; ASCII case ignored).
-    pub async fn journal(&self, q: String, page: u32, per_page: u32) -> rusqlite::Result<JournalPage> {
+    pub async fn journal(
+        &self,
+        q: String,
+        page: u32,
+        per_page: u32,
+    ) -> rusqlite::Result<JournalPage> {
         self.with(move |c| {
             let pattern = like_pattern(&q);
             let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
@@ -299,7 +401,13 @@ impl Db {
     }
 
     /// Replaces a reflection's title, mood and text; false when there is no such reflection.
-    pub async fn update(&self, id: i64, title: String, mood: String, body: String) -> rusqlite::Result<bool> {
+    pub async fn update(
+        &self,
+        id: i64,
+        title: String,
+        mood: String,
+        body: String,
+    ) -> rusqlite::Result<bool> {
         self.with(move |c| {
             let n = c.execute(
                 "UPDATE reflections SET title = ?2, mood = ?3, body = ?4, updated_at = ?5 WHERE id = ?1",
@@ -319,12 +427,16 @@ impl Db {
     /// The profile.
     pub async fn profile(&self) -> rusqlite::Result<Profile> {
         self.with(|c| {
-            c.query_row("SELECT name, weekly_goal FROM profile WHERE id = 1", [], |r| {
-                Ok(Profile {
-                    name: r.get(0)?,
-                    weekly_goal: r.get(1)?,
-                })
-            })
+            c.query_row(
+                "SELECT name, weekly_goal FROM profile WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Profile {
+                        name: r.get(0)?,
+                        weekly_goal: r.get(1)?,
+                    })
+                },
+            )
         })
         .await
     }

@@ -292,7 +292,9 @@ impl ReflectionForm {
         if title.is_empty() || body.is_empty() {
             Err("A reflection needs a title and some text.")
         } else if title.chars().count() > 120 || body.chars().count() > 10_000 {
-            Err("That is longer than a reflection can be (120 characters of title, 10,000 of text).")
+            Err(
+                "That is longer than a reflection can be (120 characters of title, 10,000 of text).",
+            )
         } else if !MOODS.contains(&self.mood.as_str()) {
             Err("Pick one of the listed moods.")
         } else {
@@ -319,7 +321,12 @@ impl ComposePage<'_> {
     }
 }
 
-fn compose_page(status: StatusCode, id: Option<i64>, error: Option<&str>, draft: ReflectionForm) -> Response {
+fn compose_page(
+    status: StatusCode,
+    id: Option<i64>,
+    error: Option<&str>,
+    draft: ReflectionForm,
+) -> Response {
     render(
         status,
         &ComposePage {
@@ -399,7 +406,12 @@ async fn update(
     let (title, mood, body) = match form.validate() {
         Ok(v) => v,
         Err(problem) => {
-            return compose_page(StatusCode::UNPROCESSABLE_ENTITY, Some(id), Some(problem), form);
+            return compose_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(id),
+                Some(problem),
+                form,
+            );
         }
     };
     match state.db.update(id, title, mood, body).await {
@@ -501,7 +513,12 @@ struct ProfileForm {
 
 async fn save_settings(State(state): State<AppState>, Form(form): Form<ProfileForm>) -> Response {
     let name = form.name.trim().to_string();
-    let goal = form.weekly_goal.trim().parse::<u32>().ok().filter(|g| (1..=14).contains(g));
+    let goal = form
+        .weekly_goal
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|g| (1..=14).contains(g));
     let problem = if name.is_empty() || name.chars().count() > 60 {
         Some("A name is 1 to 60 characters.")
     } else if goal.is_none() {

@@ -170,7 +170,10 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     };
     let (status, found) = journal("?q=first+release");
     assert_eq!(status, 200);
-    assert!(found.contains("Shipped it") && found.contains("1 found for"), "{found}");
+    assert!(
+        found.contains("Shipped it") && found.contains("1 found for"),
+        "{found}"
+    );
     // `%` and `_` are matched as written, not as LIKE wildcards.
     assert!(journal("?q=%25").1.contains("0 found for"));
     assert!(journal("?q=_").1.contains("0 found for"));
@@ -187,13 +190,33 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     assert_eq!(bad.status(), 422);
     let bad = bad.text().unwrap();
     assert!(bad.contains("Pick one of the listed moods.") && bad.contains("Kept draft"));
-    let edit = c.get(format!("{base}{location}/edit")).send().unwrap().text().unwrap();
-    assert!(edit.contains("value=\"Shipped it\"") && edit.contains("<option value=\"grateful\" selected>"));
-    let edited = form(&location, "title=Renamed+release&mood=calm&body=Edited+text.");
+    let edit = c
+        .get(format!("{base}{location}/edit"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        edit.contains("value=\"Shipped it\"")
+            && edit.contains("<option value=\"grateful\" selected>")
+    );
+    let edited = form(
+        &location,
+        "title=Renamed+release&mood=calm&body=Edited+text.",
+    );
     assert_eq!(edited.status(), 303);
     assert_eq!(edited.headers()["location"], location.as_str());
-    let page = c.get(format!("{base}{location}")).send().unwrap().text().unwrap();
-    assert!(page.contains("Renamed release") && page.contains("Edited text.") && !page.contains("Shipped it"));
+    let page = c
+        .get(format!("{base}{location}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("Renamed release")
+            && page.contains("Edited text.")
+            && !page.contains("Shipped it")
+    );
     assert!(journal("").1.contains("Renamed release"));
     assert!(journal("?q=first+release").1.contains("0 found for"));
 
@@ -201,15 +224,23 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     let deleted = form(&format!("{location}/delete"), "");
     assert_eq!(deleted.status(), 303);
     assert_eq!(deleted.headers()["location"], "/journal");
-    assert_eq!(c.get(format!("{base}{location}")).send().unwrap().status(), 404);
+    assert_eq!(
+        c.get(format!("{base}{location}")).send().unwrap().status(),
+        404
+    );
     assert!(!journal("").1.contains("Renamed release"));
     assert_eq!(form(&format!("{location}/delete"), "").status(), 404);
-    assert_eq!(form("/reflections/999999", "title=a&mood=calm&body=b").status(), 404);
+    assert_eq!(
+        form("/reflections/999999", "title=a&mood=calm&body=b").status(),
+        404
+    );
 
     // Pages of the journal: 24 seeded reflections, 9 a page.
     let (status, second) = journal("?page=2");
     assert_eq!(status, 200);
-    assert!(second.contains("page 2 of 3") && second.contains("rel=\"prev\" href=\"/journal?page=1\""));
+    assert!(
+        second.contains("page 2 of 3") && second.contains("rel=\"prev\" href=\"/journal?page=1\"")
+    );
     assert_eq!(journal("?page=4").0, 404);
     assert_eq!(journal("?page=0").0, 404);
     assert_eq!(journal("?page=x").0, 400);
@@ -218,7 +249,10 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     let saved = form("/settings", "name=Ada&weekly_goal=5");
     assert_eq!(saved.status(), 303);
     let home = c.get(format!("{base}/")).send().unwrap().text().unwrap();
-    assert!(home.contains("Welcome back, Ada") && home.contains("<strong>5</strong>"), "{home}");
+    assert!(
+        home.contains("Welcome back, Ada") && home.contains("<strong>5</strong>"),
+        "{home}"
+    );
     let bad = form("/settings", "name=Grace&weekly_goal=99");
     assert_eq!(bad.status(), 422);
     assert!(bad.text().unwrap().contains("value=\"Grace\""));
@@ -591,6 +625,9 @@ fn no_page_runs_a_query_per_item() {
     let strict = visit("2");
     assert_eq!(strict["n_plus_one_threshold"], 2, "{strict}");
     // Uncached: every page's queries ran (the landing page's three, the journal's two…).
-    assert!(strict["total"].as_u64().unwrap() >= pages.len() as u64, "{strict}");
+    assert!(
+        strict["total"].as_u64().unwrap() >= pages.len() as u64,
+        "{strict}"
+    );
     assert_eq!(strict["n_plus_one_total"], 0, "{strict}");
 }

@@ -173,10 +173,19 @@ pub(crate) fn check(
                 "images" => needs.images.iter().cloned().collect(),
                 _ => Vec::new(),
             };
-            let parts: Vec<String> = parts
-                .iter()
-                .filter_map(|p| Some(format!("{p} {}", kib(size(by_logical.get(p.as_str())?)))))
-                .collect();
+            let parts: Vec<String> = if f.kind == "total" {
+                // The total's parts are the kinds.
+                figures
+                    .iter()
+                    .filter(|k| k.kind != "total" && k.bytes > 0)
+                    .map(|k| format!("{} {}", k.kind, kib(k.bytes)))
+                    .collect()
+            } else {
+                parts
+                    .iter()
+                    .filter_map(|p| Some(format!("{p} {}", kib(size(by_logical.get(p.as_str())?)))))
+                    .collect()
+            };
             let message = format!(
                 "{} of {} is {} {compression}, over its budget of {}{}",
                 f.kind,
@@ -219,10 +228,7 @@ pub(crate) fn check(
 /// What a page needs: the assets its flattened template names, the chunks its scripts
 /// import, the critical CSS it inlines, the stylesheets that stands in for and the loader
 /// script.
-fn page_needs(
-    flat: &critical::template::Flat,
-    by_logical: &HashMap<&str, &Built>,
-) -> Needs {
+fn page_needs(flat: &critical::template::Flat, by_logical: &HashMap<&str, &Built>) -> Needs {
     let mut needs = Needs::default();
     let script = |needs: &mut Needs, name: &str| {
         for chunk in first_load(name, by_logical) {
@@ -343,7 +349,10 @@ fn locate(manifest: &str, target: &str, kind: &str) -> (u32, u32) {
             return (i as u32 + 1, (line[..from + c].chars().count() + 1) as u32);
         }
     }
-    (start as u32 + 1, (lines[start][..at].chars().count() + 1) as u32)
+    (
+        start as u32 + 1,
+        (lines[start][..at].chars().count() + 1) as u32,
+    )
 }
 
 /// Where `key = ` starts in `text`, as a whole key (so `css` is not found in
@@ -375,7 +384,8 @@ mod tests {
         assert_eq!(locate(manifest, "index.html", "critical-css"), (8, 1));
         // Not in its table: the target's own line.
         assert_eq!(locate(manifest, "index.html", "js"), (7, 32));
-        let inline = "[package.metadata.perf.budgets]\n\"js/app.js\" = { js = \"40 KiB\", total = 1 }\n";
+        let inline =
+            "[package.metadata.perf.budgets]\n\"js/app.js\" = { js = \"40 KiB\", total = 1 }\n";
         assert_eq!(locate(inline, "js/app.js", "total"), (2, 32));
         assert_eq!(locate(inline, "js/app.js", "js"), (2, 17));
         assert_eq!(locate(inline, "other.html", "js"), (0, 0));

@@ -377,7 +377,14 @@ const CRITICAL_KEYS: &[&str] = &["enabled", "budget", "over-budget", "safelist"]
 const BUDGET_KEYS: &[&str] = &["over-budget", "compression"];
 
 /// The keys of one target's budget table.
-const BUDGET_TARGET_KEYS: &[&str] = &["js", "css", "critical-css", "images", "total", "over-budget"];
+const BUDGET_TARGET_KEYS: &[&str] = &[
+    "js",
+    "css",
+    "critical-css",
+    "images",
+    "total",
+    "over-budget",
+];
 
 /// The keys of `[package.metadata.perf.bundle]`.
 const BUNDLE_KEYS: &[&str] = &[
@@ -916,6 +923,59 @@ fn read_metadata(manifest: &Path) -> Result<Option<serde_json::Map<String, Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_read_sizes_with_units_and_reject_what_they_do_not_know() {
+        let mut c = Config::default();
+        let table: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"budgets":{"over-budget":"error","compression":"brotli",
+                "index.html":{"js":"40 KiB","css":"1.5 MB","critical-css":900,"images":"2MiB","total":"100kB","over-budget":"warn"},
+                "js/app.js":{"js":"12 kib"}}}"#,
+        )
+        .unwrap();
+        c.apply(&Metadata(&table), false).unwrap();
+        c.budgets.targets = budget_targets(&table["budgets"]).unwrap();
+        assert_eq!(c.budgets.over_budget, OverBudget::Error);
+        assert_eq!(c.budgets.compression, BudgetEncoding::Brotli);
+        assert_eq!(
+            c.budgets.targets,
+            vec![
+                Budget {
+                    target: "index.html".into(),
+                    js: Some(40 * 1024),
+                    css: Some(1_500_000),
+                    critical_css: Some(900),
+                    images: Some(2 * 1024 * 1024),
+                    total: Some(100_000),
+                    over_budget: Some(OverBudget::Warn),
+                },
+                Budget {
+                    target: "js/app.js".into(),
+                    js: Some(12 * 1024),
+                    ..Budget::default()
+                },
+            ]
+        );
+        for (bad, wanted) in [
+            (
+                r#"{"index.html":{"js":"forty"}}"#,
+                "[package.metadata.perf.budgets.\"index.html\"] js: `\"forty\"` is not a size",
+            ),
+            (r#"{"index.html":{"js":"4 GB"}}"#, "is not a size"),
+            (r#"{"index.html":{"js":-1}}"#, "is not a size"),
+            (
+                r#"{"index.html":{"scripts":1}}"#,
+                "unknown setting; a budget's settings are js, css",
+            ),
+            (r#"{"index.html":{"over-budget":"maybe"}}"#, "not a choice"),
+            (r#"{"index.html":12}"#, "is not a budget"),
+        ] {
+            let e = budget_targets(&serde_json::from_str(bad).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn metadata_overrides_defaults_and_rejects_bad_values() {

@@ -56,13 +56,13 @@ mod transform;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+pub use budget::{BudgetFigure, BudgetReport};
 pub use bundle::{ChunkInfo, ChunkKind};
 pub use config::{
     AvifWhen, Budget, BudgetConfig, BudgetEncoding, BundleConfig, Config, CriticalConfig,
     ImageConfig, OverBudget, Quality,
 };
 pub use error::Error;
-pub use budget::{BudgetFigure, BudgetReport};
 pub use report::{
     AssetReport, ChunkReport, CriticalReport, FirstLoad, ImageReport, Report, VariantReport,
 };

@@ -26,7 +26,12 @@ fn site() -> TempDir {
     let root = dir.path();
     let filler = |name: &str| {
         (0..60)
-            .map(|i| format!("export const {name}{i} = \"{name} value {i} {}\";\n", i * 7919))
+            .map(|i| {
+                format!(
+                    "export const {name}{i} = \"{name} value {i} {}\";\n",
+                    i * 7919
+                )
+            })
             .collect::<String>()
     };
     let files: &[(&str, String)] = &[
@@ -64,10 +69,9 @@ fn site() -> TempDir {
     for (path, text) in files {
         write(root, path, text.as_bytes());
     }
-    let photo = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/static/img/photo.jpg"),
-    )
-    .unwrap();
+    let photo =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/static/img/photo.jpg"))
+            .unwrap();
     write(root, "static/img/photo.jpg", &photo);
     dir
 }
@@ -177,7 +181,8 @@ fn a_page_counts_its_chunks_stylesheets_critical_css_and_widest_image() {
     assert!(photo.variants.len() > 1, "{:?}", photo.variants);
 
     let index = figures(&report, "index.html");
-    let js = gzip(&report, "js/index.js") + gzip(&report, shared) + gzip(&report, "_perf/critical.js");
+    let js =
+        gzip(&report, "js/index.js") + gzip(&report, shared) + gzip(&report, "_perf/critical.js");
     // The stylesheets the critical CSS stands in for: the page's and the images'
     // placeholders.
     let critical_report = report
@@ -187,7 +192,9 @@ fn a_page_counts_its_chunks_stylesheets_critical_css_and_widest_image() {
         .and_then(|a| a.critical.as_ref())
         .unwrap();
     assert!(
-        critical_report.stylesheets.contains(&"css/app.css".to_string()),
+        critical_report
+            .stylesheets
+            .contains(&"css/app.css".to_string()),
         "{:?}",
         critical_report.stylesheets
     );
@@ -222,7 +229,12 @@ fn a_page_counts_its_chunks_stylesheets_critical_css_and_widest_image() {
 
     // The size table lists every target.
     let table = report.table();
-    for wanted in ["budget (gzip; ! over)", "index.html", "about.html", "js/about.js"] {
+    for wanted in [
+        "budget (gzip; ! over)",
+        "index.html",
+        "about.html",
+        "js/about.js",
+    ] {
         assert!(table.contains(wanted), "{wanted} in\n{table}");
     }
     let rows: Vec<&str> = table
@@ -232,7 +244,10 @@ fn a_page_counts_its_chunks_stylesheets_critical_css_and_widest_image() {
         .take_while(|l| !l.is_empty())
         .collect();
     assert_eq!(rows.len(), 3, "{table}");
-    assert!(rows.iter().all(|r| !r.contains('!')), "nothing is over:\n{table}");
+    assert!(
+        rows.iter().all(|r| !r.contains('!')),
+        "nothing is over:\n{table}"
+    );
 }
 
 #[test]
@@ -249,7 +264,10 @@ fn over_budget_warns_naming_the_assets_or_fails_and_writes_nothing() {
             }],
         )
     };
-    let warned = builder(root).budgets(tight(OverBudget::Warn)).run().unwrap();
+    let warned = builder(root)
+        .budgets(tight(OverBudget::Warn))
+        .run()
+        .unwrap();
     assert_eq!(warned.warnings.len(), 1, "{:?}", warned.warnings);
     let w = &warned.warnings[0];
     for wanted in [
