@@ -74,28 +74,39 @@ const PHOTOS: [(&str, &str); 3] = [
 ];
 
 impl Reflection {
-    fn picture(&self, sizes: &'static str, class: &'static str) -> String {
+    fn picture(&self, sizes: &'static str, class: &'static str, priority: bool) -> String {
         let (name, alt) = PHOTOS[self.id.rem_euclid(PHOTOS.len() as i64) as usize];
         ASSETS
             .picture(name)
-            .map(|p| p.alt(alt).sizes(sizes).class(class).to_string())
+            .map(|p| {
+                p.alt(alt)
+                    .sizes(sizes)
+                    .class(class)
+                    .priority(priority)
+                    .to_string()
+            })
             .unwrap_or_default()
     }
 
-    /// The card's photograph: a third of the main column on wide screens.
-    pub fn thumbnail(&self) -> String {
+    /// The card's photograph: a third of the main column on wide screens. The first card
+    /// of a list that opens the page is its largest image on a phone: `first` loads it
+    /// eagerly, with high priority; the others load as they scroll into view.
+    pub fn thumbnail(&self, first: bool) -> String {
         // Below 40rem a card spans the column less the main's and the card's padding.
         self.picture(
             "(min-width: 60rem) 18rem, (min-width: 40rem) 45vw, calc(100vw - 6.5rem)",
             "card-photo",
+            first,
         )
     }
 
-    /// The reflection page's photograph, as wide as the main column.
+    /// The reflection page's photograph, as wide as the main column: the page's largest
+    /// image, so it loads at once, with high priority.
     pub fn photo(&self) -> String {
         self.picture(
             "(min-width: 60rem) 53.5rem, calc(100vw - 6.5rem)",
             "article-photo",
+            true,
         )
     }
 }

@@ -231,6 +231,13 @@ fn each_page_requests_exactly_its_entrys_chunks_the_preloaded_ones_alongside_it(
         // once it has run; the uPlot chart draws on canvases.
         let chart = path == "/";
         if chart {
+            // Below the fold (a 1000x800 window), it is not fetched until scrolled near.
+            s.settle();
+            assert!(
+                !s.requested_assets().contains(&"js/features/mood-chart.js"),
+                "{path}: the chart was fetched before it came into view"
+            );
+            s.b.eval("document.querySelector('[data-mood-chart]').scrollIntoView()");
             assert!(
                 s.b.eval_until(
                     "!!document.querySelector('[data-mood-chart] canvas') && Number(document.querySelector('[data-mood-chart]').dataset.rendered) > 10"

@@ -362,6 +362,8 @@ fn chromium_dump_dom(url: &str) -> std::process::Output {
             "--disable-component-update",
             "--disable-sync",
             "--virtual-time-budget=5000",
+            // Tall enough that the mood history, below the fold, is in view and drawn.
+            "--window-size=1280,4000",
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
