@@ -1,20 +1,31 @@
 #!/usr/bin/env python3
 """Soak: two example-app instances sharing a SQLite file and a Redis of their own, for 60 s.
 
-Readers check every page they read against the writes whose responses had already returned
-(a stale read is one that misses such a write); writers post reflections through either
-instance; flooders send hostile requests (made-up HTTP methods, random unmatched paths,
-bogus browser-metrics beacons). The Redis is killed and restarted twice on the way.
+Two loads run at once against both instances:
 
-Prints stale reads (must be 0), errors (must be 0: a 5xx, a refused or broken connection,
-a write that did not redirect) and each instance's RSS at the start and the end; exits 1
-if either count is not 0. Everything runs on 127.0.0.1 and stops by itself.
+- saturation: wrk (one per instance, 8 connections) with a mixed load drawn from the pages
+  (landing, journal pages and searches, reflections, compose, settings, about), the
+  embedded assets the pages link (brotli), valid browser-metrics beacons and writes,
+  in consecutive windows (10 s by default): requests per second, p99 latency, answers by
+  class and each instance's RSS per window;
+- correctness: readers check every page they read against the writes whose responses had
+  already returned (a stale read is one that misses such a write); writers post
+  reflections through either instance; flooders send hostile requests (made-up HTTP
+  methods, random unmatched paths, bogus beacons). The Redis is killed and restarted
+  twice on the way (`--no-faults` keeps it up).
 
-    python3 bench/soak.py [--seconds 60] [--binary target/debug/example-app]
+At the end, each instance's memory profiler leak report (a snapshot every 5 s,
+`PERF_MEMORY_SNAPSHOT_INTERVAL_SECS`). Fails (exit 1) on a stale read, an error (a 5xx, a
+refused or broken connection, a write that did not redirect), RSS after the first window
+moving by more than 10%, a window's p99 over twice the median of the windows after the
+first, or a leak reported. Writes bench/out/soak.md. Everything runs on 127.0.0.1.
+
+    python3 bench/soak.py [--seconds 60] [--window 10] [--binary target/release/example-app]
 """
 
 import argparse
 import http.client
+import json
 import os
 import random
 import re
@@ -25,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import statistics
 import time
+import urllib.request
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -112,10 +125,15 @@ def main():
     ap.add_argument("--binary", default=None, help="default: build and use target/debug/example-app")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--flooders", type=int, default=2, help="threads sending hostile requests")
+    ap.add_argument("--window", type=float, default=10, help="seconds per saturation window")
+    ap.add_argument("--connections", type=int, default=8, help="wrk connections per instance")
+    ap.add_argument("--no-faults", action="store_true", help="keep Redis up")
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed (Debian package wrk)")
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is needed (Debian package redis-server)")
-    binary = args.binary
+    binary = os.path.abspath(args.binary) if args.binary else None
     if binary is None:
         subprocess.run(["cargo", "build", "-q", "--bin", "example-app"], cwd=ROOT, check=True)
         target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -129,7 +147,11 @@ def main():
     env = dict(os.environ, HOST=HOST, PORT="0",
                DATABASE_URL=os.path.join(work, "soak.db"),
                PERF_REDIS_URL=f"redis://{HOST}:{redis.port}",
-               PERF_QUERY_CACHE_NAMESPACE=f"soak-{seed}")
+               PERF_QUERY_CACHE_NAMESPACE=f"soak-{seed}",
+               # Fills the leak report as the service runs.
+               PERF_MEMORY_SNAPSHOT_INTERVAL_SECS="5",
+               # One loopback client stands for many browsers: beacons are not rate limited.
+               PERF_CLIENT_METRICS_PER_MINUTE="100000000")
     env.pop("PERF_MONITOR_TOKEN", None)
     apps = []
     try:
@@ -142,10 +164,61 @@ def main():
         stop = threading.Event()
 
         # Warm up, then the first RSS.
+        pages = ["/", "/journal", "/journal?page=2", "/journal?q=walk", "/reflections/new",
+                 "/settings", "/about"] + [f"/reflections/{i}" for i in range(1, 25)]
+        assets = set()
         for port in ports:
-            for path in ["/", "/about", "/reflections/1"]:
-                request(port, "GET", path)
+            for path in pages:
+                _, _, body = request(port, "GET", path)
+                assets.update(re.findall(r'(/static/[^"\s,?]+)', body))
         rss_start = [rss_kib(proc.pid) for proc, _ in apps]
+        mix = os.path.join(work, "mix.tsv")
+        beacon = '{"route":"%s","metrics":{"LCP":%d,"FCP":%d,"CLS":0.0%d,"INP":%d,"TTFB":%d}}'
+        rng = random.Random(seed)
+        with open(mix, "w") as f:
+            # Shares: pages 50%, assets 30%, beacons 15%, writes 5%.
+            for path in pages:
+                f.write(f"GET\t{path}\t\t\n" * (50 * 4 // len(pages) + 1))
+            for url in sorted(assets):
+                f.write(f"GET\t{url}\t\t\n" * max(1, 30 * 4 // len(assets)))
+            for i in range(60):
+                route = rng.choice(["/", "/journal", "/reflections/{id}", "/about"])
+                body = beacon % (route, rng.randrange(500, 4000), rng.randrange(300, 2000),
+                                 rng.randrange(10), rng.randrange(16, 400), rng.randrange(5, 300))
+                f.write(f"POST\t/api/performance/client\tapplication/json\t{body}\n")
+            for i in range(20):
+                f.write(f"POST\t/reflections\tapplication/x-www-form-urlencoded\t"
+                        f"title=load-{i}&mood={rng.choice(['calm', 'curious', 'tired'])}&body=written+under+load\n")
+        sock_detail = []
+        windows = []  # per window: [(req/s, p99 ms, statuses, socket errors, rss KiB) per instance]
+
+        def saturate():
+            lua = os.path.join(BENCH, "soak_mix.lua")
+            n = 0
+            while not stop.is_set():
+                n += 1
+                procs = [subprocess.Popen(
+                    ["wrk", "-t1", f"-c{args.connections}", f"-d{args.window:.0f}s", "--latency",
+                     "-s", lua, f"http://{HOST}:{port}", "--", mix, str(seed + n * 10 + i)],
+                    stdout=subprocess.PIPE, text=True) for i, port in enumerate(ports)]
+                outs = [p.communicate()[0] for p in procs]
+                row = []
+                details = []
+                for (proc, _), out in zip(apps, outs):
+                    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+                    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+                    p99 = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+                    statuses = dict(re.findall(r"(\dxx)=(\d+)", out))
+                    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+                    detail = sock.group(0) if sock else ""
+                    sock = sum(int(x) for x in sock.groups()) if sock else 0
+                    row.append((rps, p99, {k: int(v) for k, v in statuses.items()}, sock, rss_kib(proc.pid)))
+                    details.append(detail)
+                windows.append(row)
+                sock_detail.append(details)
+                print(f"window {n}: " + "; ".join(
+                    f"{'AB'[i]} {r[0]:,.0f} req/s p99 {r[1]:.1f} ms {r[2]} sock {r[3]} RSS {r[4] / 1024:.1f} MiB"
+                    for i, r in enumerate(row)))
 
         def reader(n):
             rng = random.Random(seed * 31 + n)
@@ -155,7 +228,9 @@ def main():
                     some = rng.choice(returned) if returned else None
                 port = rng.choice(ports)
                 if latest and rng.random() < 0.5:
-                    path, expect = "/", latest[1]
+                    # The search finds it whatever else was written since (the landing
+                    # page shows only the latest three, and wrk writes too).
+                    path, expect = f"/journal?q={latest[1]}", latest[1]
                 elif some:
                     path, expect = f"/reflections/{some[0]}", some[1]
                 else:
@@ -221,32 +296,79 @@ def main():
                 if status >= 500:
                     stats.add("errors", f"hostile request on :{port}: {status}")
 
-        threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
+        threads = [threading.Thread(target=saturate)]
+        threads += [threading.Thread(target=reader, args=(n,)) for n in range(4)]
         threads += [threading.Thread(target=writer)]
         threads += [threading.Thread(target=flooder, args=(n,)) for n in range(args.flooders)]
         for t in threads:
             t.start()
         started = time.time()
         # Redis goes away twice, for a few seconds each time.
-        schedule = [(0.25, "kill"), (0.37, "start"), (0.6, "kill"), (0.72, "start")]
+        schedule = [] if args.no_faults else [(0.25, "kill"), (0.37, "start"), (0.6, "kill"), (0.72, "start")]
         for at, action in schedule:
             time.sleep(max(0.0, started + at * args.seconds - time.time()))
             print(f"{time.time() - started:5.1f} s: redis {action}")
             redis.kill() if action == "kill" else redis.start()
-        time.sleep(max(0.0, started + args.seconds - time.time()))
+        # Whole windows: stop once the last one that fits has started.
+        time.sleep(max(0.0, started + args.seconds - args.window - time.time()))
         stop.set()
         for t in threads:
             t.join()
         rss_end = [rss_kib(proc.pid) for proc, _ in apps]
+        leaks = []
+        for _, port in apps:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/api/memory/leaks", timeout=30) as r:
+                leaks.append(json.load(r))
         c = stats.counts
-        print(f"reads {c['reads']}, writes {c['writes']}, hostile requests {c['hostile']}")
-        print(f"stale reads: {c['stale']}")
-        print(f"errors: {c['errors']}")
+        failures = []
+        lines = [f"seed {seed}, {args.seconds:.0f} s, windows of {args.window:.0f} s, "
+                 f"wrk -t1 -c{args.connections} per instance, Redis faults: {'no' if args.no_faults else 'killed twice'}",
+                 "", "| window | instance | req/s | p99 | 2xx | 3xx | 4xx | 5xx | socket errors | RSS |",
+                 "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for n, row in enumerate(windows, 1):
+            for i, (rps, p99, st, sock, rss) in enumerate(row):
+                lines.append(f"| {n} | {'AB'[i]} | {rps:,.0f} | {p99:.1f} ms | {st.get('2xx', 0)} | {st.get('3xx', 0)} "
+                             f"| {st.get('4xx', 0)} | {st.get('5xx', 0)} | {sock} | {rss / 1024:.1f} MiB |")
+                if st.get("5xx", 0) or sock:
+                    failures.append(f"window {n}, instance {'AB'[i]}: {st.get('5xx', 0)} 5xx, {sock} socket errors ({sock_detail[n - 1][i]})")
+        for i in range(len(apps)):
+            after = [w[i] for w in windows[1:]]
+            if len(after) >= 2:
+                base = after[0][4]
+                drift = max(abs(r[4] - base) / base for r in after)
+                p99s = [r[1] for r in after]
+                med = statistics.median(p99s)
+                lines.append("")
+                lines.append(f"instance {'AB'[i]}: RSS after the first window {base / 1024:.1f} MiB, "
+                             f"largest move {drift * 100:.1f}%; p99 median {med:.1f} ms, "
+                             f"range {min(p99s):.1f}-{max(p99s):.1f} ms")
+                if drift > 0.10:
+                    failures.append(f"instance {'AB'[i]}: RSS moved {drift * 100:.1f}% after warm-up")
+                if max(p99s) > 2 * med:
+                    failures.append(f"instance {'AB'[i]}: a window's p99 {max(p99s):.1f} ms is over twice the median {med:.1f} ms")
+        for i, report in enumerate(leaks):
+            lines.append(f"instance {'AB'[i]} leak report: {len(report['snapshots'])} snapshots, "
+                         f"{len(report['leaks'])} leaks")
+            if not report["enough_snapshots"] or report["leaks"]:
+                failures.append(f"instance {'AB'[i]}: leak report {json.dumps(report['leaks'])[:500]}")
+        lines.append("")
+        lines.append(f"correctness load: reads {c['reads']}, writes {c['writes']}, hostile requests {c['hostile']}, "
+                     f"stale reads {c['stale']}, errors {c['errors']}")
         for i, (a, b) in enumerate(zip(rss_start, rss_end)):
-            print(f"instance {'AB'[i]} RSS: {a / 1024:.1f} MiB at start, {b / 1024:.1f} MiB at end")
+            lines.append(f"instance {'AB'[i]} RSS: {a / 1024:.1f} MiB after the first page views, {b / 1024:.1f} MiB at the end")
+        if c["stale"] or c["errors"]:
+            failures.append(f"{c['stale']} stale reads, {c['errors']} errors")
+        text = "\n".join(lines) + "\n"
+        os.makedirs(os.path.join(BENCH, "out"), exist_ok=True)
+        with open(os.path.join(BENCH, "out", "soak.md"), "w") as f:
+            f.write(text)
+        print(text)
         for s in stats.samples:
             print("  " + s)
-        return 0 if c["stale"] == 0 and c["errors"] == 0 else 1
+        for f in failures:
+            print("FAILED: " + f)
+        return 1 if failures else 0
+
     finally:
         for proc, _ in apps:
             proc.send_signal(signal.SIGINT)

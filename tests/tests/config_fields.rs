@@ -86,6 +86,29 @@ fn memory_max_snapshots_reaches_the_global_profiler() {
 }
 
 #[test]
+fn memory_snapshot_interval_fills_the_leak_report_by_itself() {
+    let mut c = config();
+    c.memory_profiling = true;
+    c.memory_snapshot_interval = Some(Duration::from_secs(1));
+    let app = start(c);
+    let profiler = app.suite.profiler().unwrap();
+    assert!(
+        eventually(|| profiler
+            .snapshots()
+            .iter()
+            .filter(|s| s.label.starts_with("periodic-"))
+            .count()
+            >= 2),
+        "{:?}",
+        profiler
+            .snapshots()
+            .iter()
+            .map(|s| s.label.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn the_query_cache_fields_decide_whether_and_how_it_is_built() {
     let mut c = config();
     c.query_cache = true;

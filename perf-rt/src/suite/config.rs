@@ -43,6 +43,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PERF_FRONTEND_OPTIMIZATION", "true"),
     ("PERF_QUERY_CACHE_DEFAULT_EXPIRE", "300"),
     ("PERF_MEMORY_MAX_SNAPSHOTS", "100"),
+    ("PERF_MEMORY_SNAPSHOT_INTERVAL_SECS", "0 (off)"),
     ("PERF_THRESHOLD_SLOW_REQUEST_MS", "500"),
     ("PERF_THRESHOLD_SLOW_QUERY_MS", "100"),
     ("PERF_N_PLUS_ONE_THRESHOLD", "5"),
@@ -80,6 +81,10 @@ pub struct Config {
     /// Memory snapshots the global profiler keeps (100); applied to it at start-up
     /// (with memory profiling on), however it was set.
     pub memory_max_snapshots: usize,
+    /// Take a memory snapshot this often (none): the leak report compares the latest
+    /// snapshots, so a long-running service that wants it filled without code sets this.
+    /// Needs memory profiling on; at least one second.
+    pub memory_snapshot_interval: Option<Duration>,
     /// Token the monitoring endpoints require as `Authorization: Bearer …` (or the
     /// dashboard's `perf_token` cookie): at least 16 printable characters without spaces,
     /// `;` or `,`, however it is set ([`Config::validate`]). Without one they answer
@@ -115,6 +120,7 @@ impl Default for Config {
             frontend_optimization: true,
             query_cache_default_expire: Duration::from_secs(300),
             memory_max_snapshots: 100,
+            memory_snapshot_interval: None,
             monitor_token: None,
             monitor_allow_no_token: false,
             compression_min_bytes: 256,
@@ -207,6 +213,10 @@ impl Config {
         }
         if let Some(v) = get("PERF_MEMORY_MAX_SNAPSHOTS") {
             c.memory_max_snapshots = parse_number("PERF_MEMORY_MAX_SNAPSHOTS", &v, COUNT)?;
+        }
+        if let Some(v) = get("PERF_MEMORY_SNAPSHOT_INTERVAL_SECS") {
+            let secs = parse_number("PERF_MEMORY_SNAPSHOT_INTERVAL_SECS", &v, SECONDS)?;
+            c.memory_snapshot_interval = (secs > 0).then(|| Duration::from_secs(secs));
         }
         if let Some(v) = get("PERF_THRESHOLD_SLOW_REQUEST_MS") {
             c.monitor.slow_request =
@@ -329,6 +339,16 @@ mod tests {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         })
+    }
+
+    #[test]
+    fn the_snapshot_interval_is_off_by_default_and_zero_turns_it_off() {
+        assert_eq!(from(&[]).unwrap().memory_snapshot_interval, None);
+        let c = from(&[("PERF_MEMORY_SNAPSHOT_INTERVAL_SECS", "15")]).unwrap();
+        assert_eq!(c.memory_snapshot_interval, Some(Duration::from_secs(15)));
+        let c = from(&[("PERF_MEMORY_SNAPSHOT_INTERVAL_SECS", "0")]).unwrap();
+        assert_eq!(c.memory_snapshot_interval, None);
+        assert!(from(&[("PERF_MEMORY_SNAPSHOT_INTERVAL_SECS", "soon")]).is_err());
     }
 
     #[test]

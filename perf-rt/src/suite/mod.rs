@@ -216,7 +216,8 @@ impl PerfSuite {
 /// - `query_cache`: builds the query cache (or takes [`Config::query_cache`]) and makes it
 ///   the global one `#[optimize_query]` uses;
 /// - `memory_profiling`: starts the memory timeline (install
-///   `perf_rt::memory::TrackingAllocator` as the global allocator for figures);
+///   `perf_rt::memory::TrackingAllocator` as the global allocator for figures) and, with
+///   [`Config::memory_snapshot_interval`], takes snapshots for the leak report;
 /// - `asset_optimization`: mounts [`Config::assets`], unless the router already serves
 ///   them (`.merge(ASSETS.router())`); a route of the application's own in their place
 ///   is [`SuiteError::AssetsConflict`];
@@ -286,6 +287,9 @@ pub async fn init_performance_suite(
         // The global profiler read `PERF_MEMORY_MAX_SNAPSHOTS` when it was created; the
         // value in `config` is the one asked for, however it was set.
         MemoryProfiler::global().set_max_snapshots(config.memory_max_snapshots);
+        if let Some(every) = config.memory_snapshot_interval {
+            spawn_snapshots(every.max(std::time::Duration::from_secs(1)));
+        }
         Some(
             MemoryProfiler::global()
                 .start_timeline()
@@ -358,6 +362,25 @@ pub async fn init_performance_suite(
             timeline,
         },
     ))
+}
+
+/// Takes a memory snapshot every `every` (labelled `periodic-<n>`), on the blocking pool so
+/// a request is never held up by one, for the life of the runtime.
+#[cfg(feature = "memory")]
+fn spawn_snapshots(every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate: the first snapshot is one interval after start-up.
+        ticks.tick().await;
+        for n in 1u64.. {
+            ticks.tick().await;
+            let _ = tokio::task::spawn_blocking(move || {
+                MemoryProfiler::global().take_snapshot(format!("periodic-{n}"));
+            })
+            .await;
+        }
+    });
 }
 
 #[cfg(test)]
