@@ -12,7 +12,7 @@ the four category scores, it checks what the issue asks of every page: no render
 request, and the LCP image (where the LCP is an image) found in the HTML, not lazy-loaded
 and fetched with high priority. Writes bench/out/lighthouse.md and each run's JSON report;
 exits 1 when a score is below 100 or a check fails. With --screenshots, also saves a
-desktop-width screenshot of each page (the README's tour).
+desktop-width JPEG screenshot of the first three pages (the README's tour).
 
 Needs Chromium (Debian's package, installed if missing) and lighthouse@12 (bench/
 package.json, installed with npm if missing).
@@ -87,7 +87,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(TARGET, "release", "example-app"))
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--screenshots", help="save a 1280x900 screenshot of each page here")
+    ap.add_argument("--screenshots", help="save a 1280x900 screenshot of the landing, journal and reflection pages here")
     args = ap.parse_args()
     need("/usr/bin/chromium", "chromium")
     npm_install()
@@ -130,7 +130,7 @@ def main():
             print(f"{path}: {scores} {figures}", file=sys.stderr)
         if args.screenshots:
             os.makedirs(args.screenshots, exist_ok=True)
-            for name, path in PAGES:
+            for name, path in PAGES[:3]:
                 subprocess.run(
                     [
                         "/usr/bin/chromium",
@@ -139,8 +139,7 @@ def main():
                         "--disable-gpu",
                         "--hide-scrollbars",
                         "--window-size=1280,900",
-                        "--virtual-time-budget=3000",
-                        f"--screenshot={os.path.join(args.screenshots, name + '.png')}",
+                        f"--screenshot={os.path.join(args.screenshots, name + '.jpg')}",
                         base.rstrip("/") + path,
                     ],
                     check=True,

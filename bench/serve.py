@@ -12,8 +12,9 @@ worker and nginx with two workers. Each configuration runs BENCH_RUNS times (3),
 and encodings interleaved with the order rotated each round; medians are reported.
 
 Besides requests per second and p99 latency, each server's CPU time is read from
-/proc/<pid>/stat (utime + stime of every process: nginx's master and workers) before
-and after each wrk run: CPU microseconds per request and requests per CPU-second.
+/proc/<pid>/stat (utime and stime of every process: nginx's master and workers) before
+and after each wrk run: CPU microseconds per request (and its user and kernel parts) and
+requests per CPU-second.
 Needs wrk, nginx and its brotli_static module (Debian packages; installed if missing).
 """
 
@@ -96,13 +97,14 @@ def children(pid):
 
 
 def cpu_seconds(pids):
-    """utime + stime of these processes (every thread of each), in seconds."""
-    ticks = 0
+    """(utime, stime) of these processes (every thread of each), in seconds."""
+    user = system = 0
     for pid in pids:
         # Fields after the command name: state is field 3, utime 14 and stime 15.
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLK_TCK
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def wait_port(port):
@@ -168,26 +170,28 @@ def main():
             for asset, encoding in cfgs:
                 for name in order:
                     pids = peers[name][1]()
-                    before = cpu_seconds(pids)
+                    u0, s0 = cpu_seconds(pids)
                     requests, rps, p99 = wrk(url[(name, asset)], encoding)
-                    cpu = cpu_seconds(pids) - before
-                    results.setdefault((asset, encoding, name), []).append((rps, p99, cpu / requests * 1e6))
+                    u1, s1 = cpu_seconds(pids)
+                    cpu = (u1 - u0) + (s1 - s0)
+                    results.setdefault((asset, encoding, name), []).append(
+                        (rps, p99, cpu / requests * 1e6, (u1 - u0) / requests * 1e6, (s1 - s0) / requests * 1e6))
                     print(f"  {rnd} {asset} {encoding} {name}: {rps:,.0f} req/s, p99 {p99:.2f} ms, "
                           f"{cpu / requests * 1e6:.1f} µs CPU/req", flush=True)
 
-        med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in results.items()}
+        med = {k: [statistics.median(x[i] for x in v) for i in range(5)] for k, v in results.items()}
         lines = [
-            "| asset | enc | server | req/s | p99 | CPU µs/req | req/CPU-s |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+            "| asset | enc | server | req/s | p99 | CPU µs/req | user | kernel | req/CPU-s |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for asset in ASSETS:
             for encoding in ENCODINGS:
                 size = manifest[asset]["bytes"]["brotli" if encoding == "br" else "gzip"]
                 for name in names:
-                    rps, p99, us = med[(asset, encoding, name)]
+                    rps, p99, us, user, kernel = med[(asset, encoding, name)]
                     lines.append(
                         f"| {asset} ({size:,} B) | {encoding} | {name} | {rps:,.0f} | {p99:.2f} ms | "
-                        f"{us:.1f} | {1e6 / us:,.0f} |"
+                        f"{us:.1f} | {user:.1f} | {kernel:.1f} | {1e6 / us:,.0f} |"
                     )
         lines += [
             "",

@@ -170,7 +170,7 @@ def main():
         for port in ports:
             for path in pages:
                 _, _, body = request(port, "GET", path)
-                assets.update(re.findall(r'(/static/[^"\s,?]+)', body))
+                assets.update(re.findall(r'(/static/[^"\'\s,?();]+)', body))
         rss_start = [rss_kib(proc.pid) for proc, _ in apps]
         mix = os.path.join(work, "mix.tsv")
         beacon = '{"route":"%s","metrics":{"LCP":%d,"FCP":%d,"CLS":0.0%d,"INP":%d,"TTFB":%d}}'
