@@ -388,13 +388,16 @@ impl Db {
         .await
     }
 
-    /// Every reflection's time and mood since `since` (UNIX seconds), oldest first.
-    pub async fn moods_since(&self, since: i64) -> rusqlite::Result<Vec<(i64, String)>> {
+    /// Reflections per day and mood since `since` (UNIX seconds): (day number since the
+    /// epoch, mood, count), oldest first. At most one row per day and mood, however many
+    /// reflections there are.
+    pub async fn moods_by_day(&self, since: i64) -> rusqlite::Result<Vec<(i64, String, u32)>> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT created_at, mood FROM reflections WHERE created_at >= ?1 ORDER BY created_at, id",
+                "SELECT created_at / 86400 AS day, mood, count(*) FROM reflections
+                 WHERE created_at >= ?1 GROUP BY day, mood ORDER BY day, mood",
             )?;
-            stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+            stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
         })
         .await

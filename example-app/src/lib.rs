@@ -29,14 +29,20 @@ pub struct AppState {
     pub invalidator: SqliteInvalidator,
 }
 
+/// The in-memory tier's bound: what its entries (keys and serialised values) may hold.
+pub const MEMORY_TIER_BYTES: u64 = 8 << 20;
+
 /// The query cache, from `PERF_QUERY_CACHE_*` and `PERF_REDIS_URL` (without it, the
 /// in-memory tier only). Installed as the global cache `#[optimize_query]` uses, and
 /// hooked to the database so writes invalidate what they change.
 pub async fn cache(db: &Db) -> Result<(QueryCache, SqliteInvalidator), String> {
-    let cache = QueryCacheBuilder::from_env()
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut builder = QueryCacheBuilder::from_env();
+    // Pages of different searches differ in size: bound the memory tier by bytes, unless
+    // the environment sets a number of entries.
+    if std::env::var_os(perf_rt::cache::ENV_MAX_ENTRIES).is_none() {
+        builder = builder.max_bytes(MEMORY_TIER_BYTES);
+    }
+    let cache = builder.build().await.map_err(|e| e.to_string())?;
     perf_rt::cache::set_global(cache.clone()).map_err(|e| e.to_string())?;
     let invalidator = SqliteInvalidator::new(cache.clone()).map_err(|e| e.to_string())?;
     db.configure(|conn| invalidator.install(conn));

@@ -152,9 +152,8 @@ fn db_error(e: rusqlite::Error) -> Response {
         .into_response()
 }
 
-/// Seconds in a day and a week.
+/// Seconds in a day.
 const DAY: i64 = 86_400;
-const WEEK: i64 = 7 * DAY;
 
 /// Days of mood history the landing page draws.
 const HISTORY_DAYS: i64 = 120;
@@ -180,14 +179,19 @@ async fn index(State(state): State<AppState>) -> Response {
     let since = (now() / DAY - HISTORY_DAYS) * DAY;
     let (latest, moods, profile) = match tokio::try_join!(
         crate::queries::recent(&state.db, 3),
-        crate::queries::moods_since(&state.db, since),
+        crate::queries::moods_by_day(&state.db, since),
         crate::queries::profile(&state.db),
     ) {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
-    let week_start = now() - WEEK;
-    let this_week = moods.iter().filter(|(t, _)| *t >= week_start).count();
+    // The last seven days, today included.
+    let week_start = now() / DAY - 6;
+    let this_week = moods
+        .iter()
+        .filter(|(day, _, _)| *day >= week_start)
+        .map(|(_, _, n)| *n as usize)
+        .sum();
     render(
         StatusCode::OK,
         &IndexPage {
@@ -200,13 +204,16 @@ async fn index(State(state): State<AppState>) -> Response {
     )
 }
 
-/// The mood history the landing page's chart draws, as JSON: each reflection's time and
-/// mood, oldest first, and the moods in the order of their scale.
+/// The mood history the landing page's chart draws, as JSON: per day (UNIX seconds of its
+/// start), each mood written and how often, oldest first.
 #[profile_performance(name = "mood_chart")]
-fn mood_chart(moods: &[(i64, String)]) -> String {
+fn mood_chart(moods: &[(i64, String, u32)]) -> String {
     serde_json::json!({
         "moods": MOODS,
-        "points": moods.iter().map(|(t, m)| serde_json::json!([t, m])).collect::<Vec<_>>(),
+        "days": moods
+            .iter()
+            .map(|(day, mood, n)| serde_json::json!([day * DAY, mood, n]))
+            .collect::<Vec<_>>(),
     })
     .to_string()
 }

@@ -36,11 +36,11 @@ pub async fn related(db: &Db, id: i64, limit: u32) -> Result<Vec<Reflection>, ru
     db.related(id, limit).await
 }
 
-/// Times and moods since `since` (UNIX seconds, rounded by the caller to the day so the
-/// key repeats), for the mood history.
+/// Reflections per day and mood since `since` (UNIX seconds, rounded by the caller to the
+/// day so the key repeats), for the mood history: bounded by the days, not the writes.
 #[optimize_query(expire = 300, key_prefix = "reflections:moods", tags = ["reflections"], skip(db))]
-pub async fn moods_since(db: &Db, since: i64) -> Result<Vec<(i64, String)>, rusqlite::Error> {
-    db.moods_since(since).await
+pub async fn moods_by_day(db: &Db, since: i64) -> Result<Vec<(i64, String, u32)>, rusqlite::Error> {
+    db.moods_by_day(since).await
 }
 
 /// The writer's profile.

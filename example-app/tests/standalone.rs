@@ -389,7 +389,7 @@ fn a_browser_runs_the_modules_through_the_import_map() {
         dom.contains("data-app-ready=\"true\""),
         "app.js did not run:\n{dom}"
     );
-    // uPlot, bundled from npm into the chart's chunk, drew every seeded reflection.
+    // uPlot, bundled from npm into the chart's chunk, drew a point for each seeded day.
     assert!(
         dom.contains("data-rendered=\"24\"") && dom.contains("<canvas"),
         "the chart module (dynamic import) did not run:\n{dom}"

@@ -83,11 +83,18 @@ pub struct LeakReport {
     pub types: Vec<TypeLeak>,
 }
 
-/// Whether a series never falls and rises by at least `min_growth` overall.
+/// Whether a series never falls and rises by at least `min_growth` overall, in at least
+/// two steps when there are three snapshots or more. One rise alone is what a single
+/// sampled allocation that is live when the last snapshot is taken looks like (a request's
+/// buffer, the monitor's current interval): with sampling, it stands for a whole sample's
+/// worth of bytes, which is over any sensible threshold, so it is not evidence of a leak.
 fn keeps_growing(series: &[u64], min_growth: u64) -> bool {
     match (series.first(), series.last()) {
         (Some(&first), Some(&last)) => {
-            series.windows(2).all(|w| w[1] >= w[0]) && last - first >= min_growth.max(1)
+            let rises = series.windows(2).filter(|w| w[1] > w[0]).count();
+            series.windows(2).all(|w| w[1] >= w[0])
+                && last - first >= min_growth.max(1)
+                && (rises >= 2 || series.len() < 3)
         }
         _ => false,
     }
@@ -193,5 +200,11 @@ mod tests {
         assert!(!keeps_growing(&[0, 40, 30, 50], 1));
         assert!(!keeps_growing(&[5, 5, 5], 0));
         assert!(!keeps_growing(&[9, 3], 1));
+        // One sample that happens to be live at the last snapshot is not a leak; the
+        // same bytes arriving in two steps are.
+        assert!(!keeps_growing(&[0, 0, 0, 0, 530_000], 65_536));
+        assert!(keeps_growing(&[0, 0, 530_000, 530_000, 1_060_000], 65_536));
+        // With two snapshots, one step is all there is to see.
+        assert!(keeps_growing(&[0, 530_000], 65_536));
     }
 }

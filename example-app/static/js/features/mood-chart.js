@@ -1,5 +1,5 @@
-// Draws the mood history of the landing page with uPlot: each reflection as a point on a
-// scale from stuck to energised, and its seven-day average as a line. Loaded on demand by
+// Draws the mood history of the landing page with uPlot: each day's average mood as a point
+// on a scale from stuck to energised, and the seven-day average as a line. Loaded on demand by
 // journal.js when the page has a chart, so uPlot is downloaded by no other page.
 import uPlot from "uplot";
 
@@ -9,19 +9,27 @@ const SCALE = ["stuck", "tired", "calm", "curious", "grateful", "energised"];
 const DAY = 86_400;
 
 /**
- * The points and their trailing seven-day average.
- * @param {[number, string][]} points [UNIX seconds, mood], oldest first
+ * Each day's average mood and its trailing seven-day average.
+ * @param {[number, string, number][]} days [UNIX seconds of the day, mood, reflections], oldest first
  */
-export function series(points) {
-  const known = points.filter(([, mood]) => SCALE.includes(mood));
-  const times = known.map(([t]) => t);
-  const scores = known.map(([, mood]) => SCALE.indexOf(mood) + 1);
-  const average = scores.map((_, i) => {
+export function series(days) {
+  const byDay = new Map();
+  for (const [t, mood, n] of days) {
+    const score = SCALE.indexOf(mood) + 1;
+    if (score === 0) continue;
+    const day = byDay.get(t) ?? { sum: 0, n: 0 };
+    day.sum += score * n;
+    day.n += n;
+    byDay.set(t, day);
+  }
+  const times = [...byDay.keys()].sort((a, b) => a - b);
+  const scores = times.map((t) => Math.round((byDay.get(t).sum / byDay.get(t).n) * 100) / 100);
+  const average = times.map((t, i) => {
     let sum = 0;
     let n = 0;
-    for (let j = i; j >= 0 && times[i] - times[j] < 7 * DAY; j--) {
-      sum += scores[j];
-      n++;
+    for (let j = i; j >= 0 && t - times[j] < 7 * DAY; j--) {
+      sum += byDay.get(times[j]).sum;
+      n += byDay.get(times[j]).n;
     }
     return Math.round((sum / n) * 100) / 100;
   });
@@ -29,23 +37,27 @@ export function series(points) {
 }
 
 /** What the chart shows, in words, for screen readers. */
-function summary(points) {
+function summary(days) {
   const counts = new Map();
-  for (const [, mood] of points) counts.set(mood, (counts.get(mood) ?? 0) + 1);
+  let total = 0;
+  for (const [, mood, n] of days) {
+    counts.set(mood, (counts.get(mood) ?? 0) + n);
+    total += n;
+  }
   const top = [...counts].sort((a, b) => b[1] - a[1])[0];
-  return points.length === 0
+  return total === 0
     ? "Mood history: no reflections yet."
-    : `Mood history: ${points.length} reflections, most often ${top[0]} (${top[1]}).`;
+    : `Mood history: ${total} reflections, most often ${top[0]} (${top[1]}).`;
 }
 
 /**
  * @param {HTMLElement} host
- * @param {{ moods: string[], points: [number, string][] }} data
+ * @param {{ moods: string[], days: [number, string, number][] }} data
  */
 export function renderMoodChart(host, data) {
-  const points = data.points ?? [];
+  const days = data.days ?? [];
   host.setAttribute("role", "img");
-  host.setAttribute("aria-label", summary(points));
+  host.setAttribute("aria-label", summary(days));
   const ink = getComputedStyle(host).color;
   const accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#3c6e71";
   const size = () => ({ width: Math.max(280, host.clientWidth), height: 240 });
@@ -67,7 +79,7 @@ export function renderMoodChart(host, data) {
     series: [
       {},
       {
-        label: "Mood",
+        label: "Mood of the day",
         stroke: accent,
         paths: () => null,
         points: { show: true, size: 7, fill: accent },
@@ -76,8 +88,9 @@ export function renderMoodChart(host, data) {
     ],
   };
   host.replaceChildren();
-  const chart = new uPlot(options, series(points), host);
+  const plotted = series(days);
+  const chart = new uPlot(options, plotted, host);
   new ResizeObserver(() => chart.setSize(size())).observe(host);
-  host.dataset.rendered = String(points.length);
+  host.dataset.rendered = String(plotted[0].length);
   return chart;
 }
