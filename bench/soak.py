@@ -16,9 +16,10 @@ Two loads run at once against both instances:
 
 At the end, each instance's memory profiler leak report (a snapshot every 5 s,
 `PERF_MEMORY_SNAPSHOT_INTERVAL_SECS`). Fails (exit 1) on a stale read, an error (a 5xx, a
-refused or broken connection, a write that did not redirect), RSS after the first window
-moving by more than 10%, a window's p99 over twice the median of the windows after the
-first, or a leak reported. Writes bench/out/soak.md. Everything runs on 127.0.0.1.
+refused or broken connection, a write that did not redirect), RSS moving by more than 10%
+from the end of the first window, a window's p99 over twice the median of the windows, or a
+leak reported. The soak's windows follow a warm-up of the same load (20 s by default, not
+counted), in which the caches fill and the compression buffers reach their working set. Writes bench/out/soak.md. Everything runs on 127.0.0.1.
 
     python3 bench/soak.py [--seconds 60] [--window 10] [--binary target/release/example-app]
 """
@@ -88,6 +89,16 @@ def start_app(binary, workdir, env):
     return proc, int(m.group(2))
 
 
+def memory_report(port):
+    with urllib.request.urlopen(f"http://{HOST}:{port}/api/performance/memory", timeout=30) as r:
+        return json.load(r)
+
+
+def heap_kib(port):
+    """Live heap bytes, as the tracking allocator counts them, in KiB."""
+    return memory_report(port)["stats"]["live_bytes"] // 1024
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -126,6 +137,9 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--flooders", type=int, default=2, help="threads sending hostile requests")
     ap.add_argument("--window", type=float, default=10, help="seconds per saturation window")
+    ap.add_argument("--warmup", type=float, default=20,
+                    help="seconds of the mixed load before the soak, not counted (caches fill, "
+                         "in-flight compression buffers reach their working set)")
     ap.add_argument("--connections", type=int, default=8, help="wrk connections per instance")
     ap.add_argument("--no-faults", action="store_true", help="keep Redis up")
     args = ap.parse_args()
@@ -190,6 +204,19 @@ def main():
                 f.write(f"POST\t/reflections\tapplication/x-www-form-urlencoded\t"
                         f"title=load-{i}&mood={rng.choice(['calm', 'curious', 'tired'])}&body=written+under+load\n")
         sock_detail = []
+        if args.warmup > 0:
+            warm = [subprocess.Popen(
+                ["wrk", "-t1", f"-c{args.connections}", f"-d{args.warmup:.0f}s", "-s",
+                 os.path.join(BENCH, "soak_mix.lua"), f"http://{HOST}:{port}", "--", mix, str(seed + i)],
+                stdout=subprocess.DEVNULL) for i, port in enumerate(ports)]
+            for w in warm:
+                w.wait()
+            # The first memory report symbolises its call sites, and the symbol data it
+            # loads stays for the life of the process: part of the baseline, not of the soak.
+            for _, port in apps:
+                heap_kib(port)
+            print(f"warm-up: {args.warmup:.0f} s of the mixed load; RSS "
+                  + ", ".join(f"{rss_kib(proc.pid) / 1024:.1f} MiB" for proc, _ in apps))
         windows = []  # per window: [(req/s, p99 ms, statuses, socket errors, rss KiB) per instance]
 
         def saturate():
@@ -204,7 +231,8 @@ def main():
                 outs = [p.communicate()[0] for p in procs]
                 row = []
                 details = []
-                for (proc, _), out in zip(apps, outs):
+                for (proc, port), out in zip(apps, outs):
+                    proc.port = port
                     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
                     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
                     p99 = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
@@ -212,12 +240,13 @@ def main():
                     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
                     detail = sock.group(0) if sock else ""
                     sock = sum(int(x) for x in sock.groups()) if sock else 0
-                    row.append((rps, p99, {k: int(v) for k, v in statuses.items()}, sock, rss_kib(proc.pid)))
+                    row.append((rps, p99, {k: int(v) for k, v in statuses.items()}, sock, rss_kib(proc.pid),
+                                heap_kib(proc.port)))
                     details.append(detail)
                 windows.append(row)
                 sock_detail.append(details)
                 print(f"window {n}: " + "; ".join(
-                    f"{'AB'[i]} {r[0]:,.0f} req/s p99 {r[1]:.1f} ms {r[2]} sock {r[3]} RSS {r[4] / 1024:.1f} MiB"
+                    f"{'AB'[i]} {r[0]:,.0f} req/s p99 {r[1]:.1f} ms {r[2]} sock {r[3]} RSS {r[4] / 1024:.1f} MiB heap {r[5] / 1024:.1f} MiB"
                     for i, r in enumerate(row)))
 
         def reader(n):
@@ -322,17 +351,18 @@ def main():
         c = stats.counts
         failures = []
         lines = [f"seed {seed}, {args.seconds:.0f} s, windows of {args.window:.0f} s, "
-                 f"wrk -t1 -c{args.connections} per instance, Redis faults: {'no' if args.no_faults else 'killed twice'}",
-                 "", "| window | instance | req/s | p99 | 2xx | 3xx | 4xx | 5xx | socket errors | RSS |",
-                 "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                 f"wrk -t1 -c{args.connections} per instance after {args.warmup:.0f} s of warm-up, "
+                 f"Redis faults: {'no' if args.no_faults else 'killed twice'}",
+                 "", "| window | instance | req/s | p99 | 2xx | 3xx | 4xx | 5xx | socket errors | RSS | heap |",
+                 "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for n, row in enumerate(windows, 1):
-            for i, (rps, p99, st, sock, rss) in enumerate(row):
+            for i, (rps, p99, st, sock, rss, heap) in enumerate(row):
                 lines.append(f"| {n} | {'AB'[i]} | {rps:,.0f} | {p99:.1f} ms | {st.get('2xx', 0)} | {st.get('3xx', 0)} "
-                             f"| {st.get('4xx', 0)} | {st.get('5xx', 0)} | {sock} | {rss / 1024:.1f} MiB |")
+                             f"| {st.get('4xx', 0)} | {st.get('5xx', 0)} | {sock} | {rss / 1024:.1f} MiB | {heap / 1024:.1f} MiB |")
                 if st.get("5xx", 0) or sock:
                     failures.append(f"window {n}, instance {'AB'[i]}: {st.get('5xx', 0)} 5xx, {sock} socket errors ({sock_detail[n - 1][i]})")
         for i in range(len(apps)):
-            after = [w[i] for w in windows[1:]]
+            after = [w[i] for w in windows]
             if len(after) >= 2:
                 base = after[0][4]
                 drift = max(abs(r[4] - base) / base for r in after)
@@ -346,6 +376,10 @@ def main():
                     failures.append(f"instance {'AB'[i]}: RSS moved {drift * 100:.1f}% after warm-up")
                 if max(p99s) > 2 * med:
                     failures.append(f"instance {'AB'[i]}: a window's p99 {max(p99s):.1f} ms is over twice the median {med:.1f} ms")
+        for i, (_, port) in enumerate(apps):
+            top = memory_report(port)["top_sites"][:4]
+            lines.append(f"instance {'AB'[i]} largest live call sites (sampled): " + "; ".join(
+                f"{t['site']['frame']['function']} {t.get('bytes', t.get('live_bytes', 0)) / 1024:.0f} KiB" for t in top))
         for i, report in enumerate(leaks):
             lines.append(f"instance {'AB'[i]} leak report: {len(report['snapshots'])} snapshots, "
                          f"{len(report['leaks'])} leaks")
