@@ -3,7 +3,8 @@
 
 Two loads run at once against both instances:
 
-- saturation: wrk (one per instance, 8 connections) with a mixed load drawn from the pages
+- saturation: wrk (one per instance, 8 connections, a 10 s timeout as the readers and
+  writers have) with a mixed load drawn from the pages
   (landing, journal pages and searches, reflections, compose, settings, about), the
   embedded assets the pages link (brotli), valid browser-metrics beacons and writes,
   in consecutive windows (10 s by default): requests per second, p99 latency, answers by
@@ -225,7 +226,7 @@ def main():
             while not stop.is_set():
                 n += 1
                 procs = [subprocess.Popen(
-                    ["wrk", "-t1", f"-c{args.connections}", f"-d{args.window:.0f}s", "--latency",
+                    ["wrk", "-t1", f"-c{args.connections}", f"-d{args.window:.0f}s", "--latency", "--timeout", "10s",
                      "-s", lua, f"http://{HOST}:{port}", "--", mix, str(seed + n * 10 + i)],
                     stdout=subprocess.PIPE, text=True) for i, port in enumerate(ports)]
                 outs = [p.communicate()[0] for p in procs]
