@@ -4,6 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+#[allow(dead_code)]
+#[path = "../../tests/tests/common/browser.rs"]
+mod browser;
 mod common;
 
 /// An instance running alone in a new empty folder.
@@ -139,11 +142,19 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     let app = start();
     let c = client();
     let base = format!("http://{}", app.addr);
-    let post = |body: &str| {
-        c.post(format!("{base}/reflections"))
+    let form = |path: &str, body: &str| {
+        c.post(format!("{base}{path}"))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body.to_string())
             .send()
+            .unwrap()
+    };
+    let post = |body: &str| form("/reflections", body);
+    let text = |path: &str| {
+        c.get(format!("{base}{path}"))
+            .send()
+            .unwrap()
+            .text()
             .unwrap()
     };
     let created = post("title=Shipped+it&mood=grateful&body=The+first+release+is+out.");
@@ -154,14 +165,9 @@ fn writes_show_up_and_bad_input_gets_4xx() {
         "set once for every response of the application's routes"
     );
     let location = created.headers()["location"].to_str().unwrap().to_string();
-    let page = c
-        .get(format!("{base}{location}"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = text(&location);
     assert!(page.contains("Shipped it") && page.contains("The first release is out."));
-    let home = c.get(format!("{base}/")).send().unwrap().text().unwrap();
+    let home = text("/");
     assert!(home.contains("Shipped it"));
     let journal = |query: &str| {
         let res = c.get(format!("{base}/journal{query}")).send().unwrap();
@@ -179,23 +185,11 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     assert!(journal("?q=_").1.contains("0 found for"));
 
     // An edit: invalid, the form comes back with the draft; valid, every page shows it.
-    let form = |path: &str, body: &str| {
-        c.post(format!("{base}{path}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.to_string())
-            .send()
-            .unwrap()
-    };
     let bad = form(&location, "title=Renamed&mood=sulky&body=Kept+draft");
     assert_eq!(bad.status(), 422);
     let bad = bad.text().unwrap();
     assert!(bad.contains("Pick one of the listed moods.") && bad.contains("Kept draft"));
-    let edit = c
-        .get(format!("{base}{location}/edit"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let edit = text(&format!("{location}/edit"));
     assert!(
         edit.contains("value=\"Shipped it\"")
             && edit.contains("<option value=\"grateful\" selected>")
@@ -206,12 +200,7 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     );
     assert_eq!(edited.status(), 303);
     assert_eq!(edited.headers()["location"], location.as_str());
-    let page = c
-        .get(format!("{base}{location}"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = text(&location);
     assert!(
         page.contains("Renamed release")
             && page.contains("Edited text.")
@@ -248,7 +237,7 @@ fn writes_show_up_and_bad_input_gets_4xx() {
     // The profile: saved, shown on the landing page; a bad goal is a 422 that keeps the name.
     let saved = form("/settings", "name=Ada&weekly_goal=5");
     assert_eq!(saved.status(), 303);
-    let home = c.get(format!("{base}/")).send().unwrap().text().unwrap();
+    let home = text("/");
     assert!(
         home.contains("Welcome back, Ada") && home.contains("<strong>5</strong>"),
         "{home}"
@@ -362,8 +351,6 @@ fn chromium_dump_dom(url: &str) -> std::process::Output {
             "--disable-component-update",
             "--disable-sync",
             "--virtual-time-budget=5000",
-            // Tall enough that the mood history, below the fold, is in view and drawn.
-            "--window-size=1280,4000",
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
@@ -383,26 +370,35 @@ fn chromium_dump_dom(url: &str) -> std::process::Output {
 #[test]
 fn a_browser_runs_the_modules_through_the_import_map() {
     let app = start();
-    let out = chromium_dump_dom(&format!("http://{}/", app.addr));
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let mut b = browser::Browser::launch();
+    b.navigate(&format!("http://{}/", app.addr));
     assert!(
-        dom.contains("data-app-ready=\"true\""),
-        "app.js did not run:\n{dom}"
+        b.eval_until("document.documentElement.dataset.appReady === 'true'"),
+        "app.js did not run"
     );
-    // uPlot, bundled from npm into the chart's chunk, drew a point for each seeded day.
+    // The mood history is below the fold: brought into view, its chunk arrives through a
+    // dynamic import, and uPlot (bundled from npm into it) draws a point per seeded day.
+    b.eval("document.querySelector('[data-mood-chart]').scrollIntoView()");
     assert!(
-        dom.contains("data-rendered=\"24\"") && dom.contains("<canvas"),
-        "the chart module (dynamic import) did not run:\n{dom}"
+        b.eval_until(
+            "document.querySelector('[data-mood-chart]').dataset.rendered === '24' && !!document.querySelector('[data-mood-chart] canvas')"
+        ),
+        "the chart module (dynamic import) did not run: {}",
+        b.eval("document.querySelector('[data-mood-chart]').outerHTML.slice(0, 300)")
     );
     // util.js (a static import) localised the dates the server wrote as UNIX seconds.
-    let epoch = dom
-        .split("data-epoch=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("a date");
+    assert_eq!(
+        b.eval(
+            "[...document.querySelectorAll('time[data-epoch]')].filter((t) => t.textContent === t.dataset.epoch).length"
+        ),
+        serde_json::json!(0),
+        "dates not localised"
+    );
     assert!(
-        !dom.contains(&format!(">{epoch}</time>")),
-        "dates not localised:\n{dom}"
+        b.eval("document.querySelectorAll('time[data-epoch]').length")
+            .as_u64()
+            .unwrap()
+            >= 3
     );
 }
 
