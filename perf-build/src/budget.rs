@@ -49,6 +49,46 @@ impl BudgetFigure {
     }
 }
 
+/// The budget table: one row per target, `bytes / budget` where a budget is set, `!` before
+/// a figure over its budget; the first column `width` wide (at least the targets' width).
+pub(crate) fn table(budgets: &[BudgetReport], width: usize) -> String {
+    let Some(first) = budgets.first() else {
+        return String::new();
+    };
+    let width = budgets
+        .iter()
+        .map(|b| b.target.len())
+        .chain([width, 24])
+        .max()
+        .unwrap_or(24);
+    let mut out = format!(
+        "{:<width$}  {:>19}  {:>19}  {:>19}  {:>19}  {:>19}\n",
+        format!("budget ({}; ! over)", first.compression),
+        "js",
+        "css",
+        "critical css",
+        "images",
+        "total"
+    );
+    for b in budgets {
+        out.push_str(&format!("{:<width$}", b.target));
+        for f in &b.figures {
+            let cell = match f.budget {
+                Some(budget) => format!(
+                    "{}{} / {}",
+                    if f.over() { "! " } else { "" },
+                    kib(f.bytes),
+                    kib(budget)
+                ),
+                None => kib(f.bytes),
+            };
+            out.push_str(&format!("  {cell:>19}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The chunks loading `start` needs: itself first, then what it imports statically,
 /// directly or not, in breadth-first order.
 pub(crate) fn first_load(start: &str, by_logical: &HashMap<&str, &Built>) -> Vec<String> {
@@ -82,12 +122,14 @@ fn is_script(logical: &str) -> bool {
     logical.ends_with(".js") || logical.ends_with(".mjs")
 }
 
-/// A size for a message: bytes below 1 KiB.
+/// A size for a message: bytes below 1 KiB, MiB from 1 MiB.
 fn kib(n: u64) -> String {
     if n < 1024 {
         format!("{n} B")
-    } else {
+    } else if n < 1024 * 1024 {
         format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
     }
 }
 
@@ -210,6 +252,7 @@ pub(crate) fn check(
                         line,
                         column,
                         message,
+                        table: String::new(),
                     });
                 }
             }
@@ -220,6 +263,15 @@ pub(crate) fn check(
             compression,
             figures,
         });
+    }
+    // Every failing budget shows the whole table, as the size table shows every asset.
+    if !errors.is_empty() {
+        let table = table(&reports, 0);
+        for e in &mut errors {
+            if let Error::Budget { table: t, .. } = e {
+                t.clone_from(&table);
+            }
+        }
     }
     Error::collect(errors)?;
     Ok((reports, warnings))

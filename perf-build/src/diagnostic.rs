@@ -117,6 +117,7 @@ fn locate(e: &Error) -> Option<Located<'_>> {
             line,
             column,
             message,
+            ..
         } if *line > 0 => Located {
             message: format!("over budget: {message}"),
             path,
@@ -199,6 +200,11 @@ impl Error {
             );
             if let Some(hint) = &at.hint {
                 group = group.element(Level::HELP.message(hint.as_str()));
+            }
+            if let Error::Budget { table, .. } = e
+                && !table.is_empty()
+            {
+                group = group.element(Level::NOTE.message(table.trim_end()));
             }
             out.push_str(&renderer.render(&[group]));
         }

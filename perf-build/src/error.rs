@@ -175,6 +175,8 @@ pub enum Error {
         column: u32,
         /// What is over, by how much, and which assets make it up.
         message: String,
+        /// The budget table of every budgeted target.
+        table: String,
     },
     /// A configuration value is invalid.
     #[error("{}: {message}", source_of_value)]

@@ -360,9 +360,17 @@ impl Builder {
             &static_dir,
             &templates_dir,
         )?;
-        for w in &output.warnings {
-            if self.cargo {
+        if self.cargo {
+            for w in &output.warnings {
                 cargo::warning(w);
+            }
+            // A page over a budget set to warn: the whole budget table after the warnings.
+            if output
+                .budgets
+                .iter()
+                .any(|b| b.figures.iter().any(BudgetFigure::over))
+            {
+                cargo::warning(&budget::table(&output.budgets, 0));
             }
         }
         Ok(Report::new(&output, &self.config.url_prefix))

@@ -325,32 +325,8 @@ impl Report {
             out.push('\n');
         }
         if !self.budgets.is_empty() {
-            let compression = self.budgets[0].compression;
-            out.push_str(&format!(
-                "\n{:<width$}  {:>19}  {:>19}  {:>19}  {:>19}  {:>19}\n",
-                format!("budget ({compression}; ! over)"),
-                "js",
-                "css",
-                "critical css",
-                "images",
-                "total"
-            ));
-            for b in &self.budgets {
-                out.push_str(&format!("{:<width$}", b.target));
-                for f in &b.figures {
-                    let cell = match f.budget {
-                        Some(budget) => format!(
-                            "{}{} / {}",
-                            if f.over() { "! " } else { "" },
-                            kb(f.bytes as usize),
-                            kb(budget as usize)
-                        ),
-                        None => kb(f.bytes as usize),
-                    };
-                    out.push_str(&format!("  {cell:>19}"));
-                }
-                out.push('\n');
-            }
+            out.push('\n');
+            out.push_str(&crate::budget::table(&self.budgets, width));
             out.push('\n');
         }
         for w in &self.warnings {

@@ -300,8 +300,18 @@ fn over_budget_warns_naming_the_assets_or_fails_and_writes_nothing() {
         .run()
         .unwrap_err();
     match &err {
-        Error::Budget { message, line, .. } => {
+        Error::Budget {
+            message,
+            line,
+            table,
+            ..
+        } => {
             assert!(message.starts_with("js of index.html is"), "{message}");
+            let row = table
+                .lines()
+                .find(|l| l.starts_with("index.html "))
+                .unwrap_or_else(|| panic!("{table}"));
+            assert!(row.contains("! ") && row.contains("/ 100 B"), "{table}");
             // Set in code: no line of Cargo.toml to point at.
             assert_eq!(*line, 0);
         }
