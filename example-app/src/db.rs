@@ -271,7 +271,8 @@ pub struct Db {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn now() -> i64 {
+/// The time, in UNIX seconds.
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

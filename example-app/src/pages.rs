@@ -158,12 +158,6 @@ const DAY: i64 = 86_400;
 /// Days of mood history the landing page draws.
 const HISTORY_DAYS: i64 = 120;
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage<'a> {
@@ -176,7 +170,7 @@ struct IndexPage<'a> {
 
 async fn index(State(state): State<AppState>) -> Response {
     // Rounded to the day, so the cached query's key repeats all day.
-    let since = (now() / DAY - HISTORY_DAYS) * DAY;
+    let since = (crate::db::now() / DAY - HISTORY_DAYS) * DAY;
     let (latest, moods, profile) = match tokio::try_join!(
         crate::queries::recent(&state.db, 3),
         crate::queries::moods_by_day(&state.db, since),
@@ -186,7 +180,7 @@ async fn index(State(state): State<AppState>) -> Response {
         Err(e) => return db_error(e),
     };
     // The last seven days, today included.
-    let week_start = now() / DAY - 6;
+    let week_start = crate::db::now() / DAY - 6;
     let this_week = moods
         .iter()
         .filter(|(day, _, _)| *day >= week_start)

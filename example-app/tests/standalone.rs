@@ -333,6 +333,45 @@ fn two_instances_sharing_a_database_and_redis_act_as_one_site() {
         );
         assert!(home(&a).contains(&title));
     }
+
+    // Edits, deletes and the profile, written through A, are what B serves next: its
+    // cached reflection page, search, journal and landing page are dropped with them.
+    let get = |app: &App, path: &str| {
+        let res = c.get(format!("http://{}{path}", app.addr)).send().unwrap();
+        (res.status().as_u16(), res.text().unwrap())
+    };
+    let post = |app: &App, path: &str, body: &str| {
+        c.post(format!("http://{}{path}", app.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+            .status()
+    };
+    for app in [&a, &b] {
+        assert!(get(app, "/reflections/2").1.contains("A hard conversation"));
+        assert!(
+            get(app, "/journal?q=conversation")
+                .1
+                .contains("1 found for")
+        );
+        assert!(get(app, "/").1.contains("Welcome back, Architect"));
+    }
+    assert_eq!(
+        post(
+            &a,
+            "/reflections/2",
+            "title=Renamed+through+A&mood=calm&body=x"
+        ),
+        303
+    );
+    assert!(get(&b, "/reflections/2").1.contains("Renamed through A"));
+    assert!(get(&b, "/journal?q=conversation").1.contains("0 found for"));
+    assert_eq!(post(&a, "/reflections/2/delete", ""), 303);
+    assert_eq!(get(&b, "/reflections/2").0, 404);
+    assert!(!get(&b, "/journal").1.contains("Renamed through A"));
+    assert_eq!(post(&a, "/settings", "name=Shared&weekly_goal=4"), 303);
+    assert!(get(&b, "/").1.contains("Welcome back, Shared"));
 }
 
 /// Loads `url` in a headless Chromium (a fresh profile, 5 s of virtual time) and returns

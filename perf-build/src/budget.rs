@@ -118,10 +118,6 @@ struct Needs {
 
 const KINDS: [&str; 5] = ["js", "css", "critical-css", "images", "total"];
 
-fn is_script(logical: &str) -> bool {
-    logical.ends_with(".js") || logical.ends_with(".mjs")
-}
-
 /// A size for a message: bytes below 1 KiB, MiB from 1 MiB.
 fn kib(n: u64) -> String {
     if n < 1024 {
@@ -208,25 +204,22 @@ pub(crate) fn check(
             BudgetEncoding::Brotli => "brotli",
         };
         for f in figures.iter().filter(|f| f.over()) {
-            let parts: Vec<String> = match f.kind {
-                "js" => needs.js.iter().cloned().collect(),
-                "css" => needs.css.iter().cloned().collect(),
-                "critical-css" => needs.critical.iter().cloned().collect(),
-                "images" => needs.images.iter().cloned().collect(),
-                _ => Vec::new(),
+            // The assets behind the figure; for the total, the kinds.
+            let assets = |names: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+                names
+                    .filter_map(|p| Some(format!("{p} {}", kib(size(by_logical.get(p.as_str())?)))))
+                    .collect()
             };
-            let parts: Vec<String> = if f.kind == "total" {
-                // The total's parts are the kinds.
-                figures
+            let parts: Vec<String> = match f.kind {
+                "js" => assets(&mut needs.js.iter()),
+                "css" => assets(&mut needs.css.iter()),
+                "critical-css" => assets(&mut needs.critical.iter()),
+                "images" => assets(&mut needs.images.iter()),
+                _ => figures
                     .iter()
                     .filter(|k| k.kind != "total" && k.bytes > 0)
                     .map(|k| format!("{} {}", k.kind, kib(k.bytes)))
-                    .collect()
-            } else {
-                parts
-                    .iter()
-                    .filter_map(|p| Some(format!("{p} {}", kib(size(by_logical.get(p.as_str())?)))))
-                    .collect()
+                    .collect(),
             };
             let message = format!(
                 "{} of {} is {} {compression}, over its budget of {}{}",
@@ -290,7 +283,7 @@ fn page_needs(flat: &critical::template::Flat, by_logical: &HashMap<&str, &Built
     for e in &flat.exprs {
         match e {
             Expr::AssetUrl(name) => {
-                if is_script(name) {
+                if crate::js::is_script(name) {
                     script(&mut needs, name);
                 } else if name.ends_with(".css") {
                     needs.css.insert(name.clone());
@@ -385,9 +378,20 @@ fn entry_needs(
 fn locate(manifest: &str, target: &str, kind: &str) -> (u32, u32) {
     let quoted = format!("\"{target}\"");
     let lines: Vec<&str> = manifest.lines().collect();
+    // Only from the budgets tables on: the same name may stand elsewhere first
+    // (`[package.metadata.perf.bundle] entries = ["js/admin.js"]`).
+    let Some(budgets) = lines.iter().position(|l| {
+        l.trim_start()
+            .trim_start_matches('[')
+            .trim_start()
+            .starts_with("package.metadata.perf.budgets")
+    }) else {
+        return (0, 0);
+    };
     let Some((start, at)) = lines
         .iter()
         .enumerate()
+        .skip(budgets)
         .find_map(|(i, l)| Some((i, l.find(&quoted)?)))
     else {
         return (0, 0);
@@ -441,5 +445,12 @@ mod tests {
         assert_eq!(locate(inline, "js/app.js", "total"), (2, 32));
         assert_eq!(locate(inline, "js/app.js", "js"), (2, 17));
         assert_eq!(locate(inline, "other.html", "js"), (0, 0));
+        // The same name earlier in the manifest, outside the budgets, is not the budget.
+        let both = "[package.metadata.perf.bundle]\nentries = [\"js/app.js\"]\njs = 1\n\n[package.metadata.perf.budgets.\"js/app.js\"]\njs = \"40 KiB\"\n";
+        assert_eq!(locate(both, "js/app.js", "js"), (6, 1));
+        assert_eq!(
+            locate("[package]\nname = \"js/app.js\"\n", "js/app.js", "js"),
+            (0, 0)
+        );
     }
 }
