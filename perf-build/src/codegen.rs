@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::cache::write_atomic;
+use crate::dev::DevScript;
 use crate::images::manifest::placeholder_class;
 use crate::pipeline::Built;
 use crate::refs::url_encode;
 use crate::{Error, compress::Variants};
 
 /// The format version the generated code is written for (see `perf_rt::codegen`).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Names of the generated files, relative to the output directory.
 pub const ASSETS_FILE: &str = "perf_assets.rs";
@@ -58,6 +59,7 @@ pub fn render(
     static_dir: &str,
     templates_dir: &str,
     blob_dir: &Path,
+    dev: Option<&DevScript>,
 ) -> Generated {
     let blob = |name: String| lit(&blob_dir.join(name).to_string_lossy());
     let index: std::collections::HashMap<&str, usize> = assets
@@ -185,11 +187,35 @@ pub fn render(
         "\nstatic __PERF_MAP: ::perf_rt::codegen::phf::Map<&'static str, ::perf_rt::codegen::Entry> = {};\n",
         map.build()
     );
+    // How perf-rt's development mode runs the build script again: debug builds only.
+    match dev {
+        Some(dev) => {
+            let env = dev
+                .env
+                .iter()
+                .map(|(k, v)| format!("({}, {})", lit(k), lit(v)))
+                .collect::<Vec<_>>()
+                .join(",\n        ");
+            let _ = writeln!(
+                out,
+                "#[cfg(debug_assertions)]\nconst __PERF_DEV: ::core::option::Option<&'static ::perf_rt::codegen::DevScript> = \
+                 ::core::option::Option::Some(&::perf_rt::codegen::DevScript {{\n    program: {},\n    env: &[\n        {env}\n    ],\n}});\n\
+                 #[cfg(not(debug_assertions))]\nconst __PERF_DEV: ::core::option::Option<&'static ::perf_rt::codegen::DevScript> = ::core::option::Option::None;\n",
+                lit(&dev.program)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "const __PERF_DEV: ::core::option::Option<&'static ::perf_rt::codegen::DevScript> = ::core::option::Option::None;\n"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "/// Every asset perf-build embedded, by logical and by hashed path.\n\
          #[allow(dead_code)]\n\
-         pub static ASSETS: ::perf_rt::codegen::Assets = ::perf_rt::codegen::Assets::new(\n    &__PERF_MAP,\n    &[{}],\n    {},\n    {},\n    {longest},\n);",
+         pub static ASSETS: ::perf_rt::codegen::Assets = ::perf_rt::codegen::Assets::new(\n    &__PERF_MAP,\n    &[{}],\n    {},\n    {},\n    {longest},\n    __PERF_DEV,\n);",
         (0..assets.len())
             .map(|i| format!("&__PERF_ASSET_{i}"))
             .collect::<Vec<_>>()
@@ -366,6 +392,7 @@ pub fn write(
     prefix: &str,
     static_dir: &str,
     templates_dir: &str,
+    dev: Option<&DevScript>,
 ) -> Result<(), Error> {
     let blob_dir = out_dir.join(BLOB_DIR);
     std::fs::create_dir_all(&blob_dir).map_err(|e| Error::io(&blob_dir, e))?;
@@ -390,7 +417,7 @@ pub fn write(
             wanted.insert(name);
         }
     }
-    let generated = render(assets, prefix, static_dir, templates_dir, &blob_dir);
+    let generated = render(assets, prefix, static_dir, templates_dir, &blob_dir, dev);
     for (name, text) in [
         (ASSETS_FILE, &generated.assets),
         (MACRO_FILE, &generated.macro_local),

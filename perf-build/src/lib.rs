@@ -38,6 +38,7 @@ mod compress;
 mod config;
 mod critical;
 mod css;
+mod dev;
 mod diagnostic;
 mod discover;
 mod error;
@@ -340,7 +341,14 @@ impl Builder {
 
     /// Runs the pipeline and writes the generated code into the output directory
     /// (`OUT_DIR`). Nothing is written unless every asset built.
+    ///
+    /// Run again by perf-rt's development mode (`PERF_DEV=1` in a debug build), it writes
+    /// no code: it builds the assets for perf-rt to serve, watches them and builds them
+    /// again on every change, until perf-rt goes away.
     pub fn run(self) -> Result<Report, Error> {
+        if let Some(dir) = std::env::var_os(dev::ENV_DIR) {
+            dev::serve(self, dir.into());
+        }
         let out_dir = self.out_dir.clone().ok_or_else(|| Error::Config {
             source_of_value: "environment variable OUT_DIR".into(),
             message: "not set: call perf_build::run() from build.rs, or set Builder::out_dir"
@@ -359,6 +367,8 @@ impl Builder {
             &self.config.url_prefix,
             &static_dir,
             &templates_dir,
+            // Only a build script can be run again: not a test that sets out_dir.
+            if self.cargo { dev::script() } else { None }.as_ref(),
         )?;
         if self.cargo {
             for w in &output.warnings {

@@ -6,11 +6,13 @@ pub use perf_rt_macros::unknown_asset;
 pub use phf;
 
 #[cfg(feature = "assets")]
-pub use crate::assets::{Asset, Assets, Critical, Entry, Image, ImageFormat, ImageSource, Picture};
+pub use crate::assets::{
+    Asset, Assets, Critical, DevScript, Entry, Image, ImageFormat, ImageSource, Picture,
+};
 
 /// Version of the contract between the generated code and this crate. perf-build writes
 /// the version it generates for; [`check_abi`] refuses any other at compile time.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Fails compilation (it runs in a `const` item) when the generated code was written for
 /// another version of this crate.

@@ -24,6 +24,8 @@
 use std::sync::OnceLock;
 
 mod critical;
+#[cfg(all(feature = "dev", debug_assertions))]
+mod dev;
 mod image;
 mod negotiate;
 mod path;
@@ -122,6 +124,17 @@ pub struct Entry {
     pub hashed: bool,
 }
 
+/// How perf-rt's development mode runs the application's build script again: recorded by
+/// perf-build in the generated code of debug builds (`None` in release builds).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct DevScript {
+    /// The build script's executable.
+    pub program: &'static str,
+    /// The variables Cargo gave it (and the `PERF_BUILD_*` ones), sorted.
+    pub env: &'static [(&'static str, &'static str)],
+}
+
 /// Every embedded asset of an application: the `ASSETS` static that
 /// [`include_assets!`](crate::include_assets) defines.
 #[derive(Debug)]
@@ -133,6 +146,9 @@ pub struct Assets {
     longest_key: usize,
     build_id: OnceLock<String>,
     feature_styles: OnceLock<String>,
+    dev_script: Option<&'static DevScript>,
+    #[cfg(all(feature = "dev", debug_assertions))]
+    dev: OnceLock<Option<std::sync::Arc<dev::Dev>>>,
 }
 
 impl Assets {
@@ -143,6 +159,7 @@ impl Assets {
         prefix: &'static str,
         import_map: &'static str,
         longest_key: usize,
+        dev_script: Option<&'static DevScript>,
     ) -> Self {
         Assets {
             map,
@@ -152,7 +169,47 @@ impl Assets {
             longest_key,
             build_id: OnceLock::new(),
             feature_styles: OnceLock::new(),
+            dev_script,
+            #[cfg(all(feature = "dev", debug_assertions))]
+            dev: OnceLock::new(),
         }
+    }
+
+    /// Whether the assets are served in development mode: a debug build with perf-rt's
+    /// `dev` feature, run with `PERF_DEV=1`, whose build script could start (see
+    /// [`Assets::router`]). Always `false` in a release build. Starts the development
+    /// build on first call.
+    pub fn dev_mode(&'static self) -> bool {
+        #[cfg(all(feature = "dev", debug_assertions))]
+        {
+            self.dev().is_some()
+        }
+        #[cfg(not(all(feature = "dev", debug_assertions)))]
+        {
+            let _ = self.dev_script;
+            false
+        }
+    }
+
+    #[cfg(all(feature = "dev", debug_assertions))]
+    pub(crate) fn dev(&'static self) -> Option<std::sync::Arc<dev::Dev>> {
+        self.dev
+            .get_or_init(|| {
+                if !dev::wanted() {
+                    return None;
+                }
+                match self.dev_script {
+                    Some(script) => dev::Dev::start(self, script),
+                    None => {
+                        eprintln!(
+                            "perf-rt: PERF_DEV is set but these assets were not embedded by a \
+                             Cargo build script; serving the embedded assets"
+                        );
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// The asset at a logical path (`css/app.css`), for names only known at run time.

@@ -313,6 +313,17 @@ pub async fn init_performance_suite(
         })?;
     }
 
+    // Development mode (debug builds with PERF_DEV=1): pages follow the latest
+    // development build. Inside the monitor, so it times the rewrite too.
+    if config.asset_optimization
+        && let Some(assets) = config.assets
+        && assets.dev_mode()
+    {
+        router = router.layer(axum::middleware::map_response(
+            move |r: axum::response::Response| assets.dev_html(r),
+        ));
+    }
+
     let monitor = if config.monitoring {
         let monitor = Monitor::new(config.monitor.clone());
         monitor.set_global();

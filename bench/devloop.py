@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Edit-to-visible time in development: how long after a stylesheet or a script is saved
+the open page in Chromium shows the change. Three ways, in the same run, on the same files
+(Inner Architect's static/):
+
+- perf-suite's development mode: the debug binary with PERF_DEV=1 (the stylesheet is
+  swapped in the open page, a script edit reloads it);
+- before it: `cargo build` of the example app, restart of the binary, reload of the page;
+- Vite's dev server (bench/package.json) on a page that links the same stylesheet and
+  runs the same script.
+
+    python3 bench/devloop.py [--runs 7] [--before-runs 3]
+
+The time starts just before the file is written and ends at the first animation frame in
+which the page shows the change (a rAF loop in the page compares the computed style, or
+reads what the new script set, and records Date.now(): the page's clock is the script's).
+Writes bench/out/devloop.md. Needs Chromium, Node.js and npm (Vite, installed with npm).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from common import (CDP_PACKAGES, CDP_VENV, NODE_BIN, OUT, ROOT, TARGET, Cdp, Chromium, fresh, free_port,
+                    in_venv, need, npm_install, run, wait_http)
+
+APP = os.path.join(ROOT, "example-app")
+
+# In every document: record when the body's background or the probe attribute first shows
+# the value the bench waits for (window.__want), at animation-frame resolution.
+WATCHER = """
+(() => {
+  const tick = () => {
+    const want = window.__want;
+    if (want && !window.__seenAt) {
+      const shown = want.kind === "css"
+        ? getComputedStyle(document.body || document.documentElement).backgroundColor
+        : document.documentElement.dataset.devProbe;
+      if (shown === want.value) window.__seenAt = Date.now();
+    }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+  try {
+    const w = sessionStorage.getItem("__want");
+    if (w) window.__want = JSON.parse(w);
+  } catch {}
+})();
+"""
+
+
+def package_copy(dest):
+    """The example app's assets, templates and asset settings, as the tests copy them."""
+    for sub in ["static", "templates"]:
+        shutil.copytree(os.path.join(APP, sub), os.path.join(dest, sub))
+    for f in ["package.json", "package-lock.json"]:
+        shutil.copy(os.path.join(APP, f), dest)
+    os.symlink(os.path.join(APP, "node_modules"), os.path.join(dest, "node_modules"))
+    perf, inside = [], False
+    for line in open(os.path.join(APP, "Cargo.toml")).read().splitlines():
+        if line.startswith("["):
+            inside = line.startswith("[package.metadata.perf")
+        if inside:
+            perf.append(line)
+    with open(os.path.join(dest, "Cargo.toml"), "w") as f:
+        f.write('[package]\nname = "example-app"\nversion = "0.1.0"\nedition = "2024"\n\n[workspace]\n\n')
+        f.write("\n".join(perf) + "\n")
+    os.makedirs(os.path.join(dest, "src"))
+    open(os.path.join(dest, "src", "lib.rs"), "w").close()
+
+
+class Page:
+    def __init__(self, chromium):
+        self.cdp = Cdp(chromium.page_ws)
+        self.cdp.call("Page.enable")
+        self.cdp.call("Runtime.enable")
+        self.cdp.call("Page.addScriptToEvaluateOnNewDocument", source=WATCHER)
+
+    def eval(self, expr):
+        r = self.cdp.call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+        return r.get("result", {}).get("value")
+
+    def open(self, url):
+        self.cdp.call("Page.navigate", url=url)
+        deadline = time.monotonic() + 30
+        while self.eval("document.readyState") != "complete":
+            if time.monotonic() > deadline:
+                sys.exit(f"{url} did not load")
+            time.sleep(0.05)
+
+    def expect(self, kind, value):
+        """Arms the watcher (kept across a reload) for `value`."""
+        want = json.dumps({"kind": kind, "value": value})
+        self.eval(f"sessionStorage.setItem('__want', {json.dumps(want)}); window.__want = {want}; window.__seenAt = 0")
+
+    def seen_at(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                at = self.eval("window.__seenAt || 0")
+            except RuntimeError:
+                at = 0  # the page is reloading
+            if at:
+                return at / 1000.0
+            time.sleep(0.01)
+        sys.exit("the change never showed")
+
+
+def append(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def edits(page, css, js, runs, tag, on_edit=None):
+    """`runs` stylesheet edits, then `runs` script edits; seconds from write to visible."""
+    css_times, js_times = [], []
+    for i in range(runs):
+        colour = f"rgb({i + 1}, {len(tag)}, 99)"
+        page.expect("css", colour)
+        t0 = time.time()
+        append(css, f"\nbody {{ background-color: {colour}; }}\n")
+        if on_edit:
+            on_edit()
+        css_times.append(page.seen_at() - t0)
+        time.sleep(0.3)
+    for i in range(runs):
+        value = f"{tag}-{i}"
+        page.expect("js", value)
+        t0 = time.time()
+        append(js, f'\ndocument.documentElement.dataset.devProbe = "{value}";\n')
+        if on_edit:
+            on_edit()
+        js_times.append(page.seen_at() - t0)
+        time.sleep(0.3)
+    return css_times, js_times
+
+
+def perf_dev(scratch, chromium, runs):
+    copy = os.path.join(scratch, "copy")
+    package_copy(copy)
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "dev.db"),
+               PERF_DEV="1", PERF_DEV_ROOT=copy)
+    log = open(os.path.join(scratch, "dev.log"), "wb")
+    proc = subprocess.Popen([os.path.join(TARGET, "debug", "example-app")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, cwd=scratch)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_http(url, timeout=300, proc=proc)
+        page = Page(chromium)
+        page.open(url)
+        time.sleep(1)
+        return edits(page, os.path.join(copy, "static/css/app.css"), os.path.join(copy, "static/js/site.js"),
+                     runs, "dev")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def before(scratch, chromium, runs):
+    """The loop without development mode: edit the real file, cargo build, restart, reload."""
+    css = os.path.join(APP, "static/css/app.css")
+    js = os.path.join(APP, "static/js/site.js")
+    saved = {p: open(p).read() for p in (css, js)}
+    binary = os.path.join(TARGET, "debug", "example-app")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "before.db"))
+    state = {"proc": None}
+    log = open(os.path.join(scratch, "before.log"), "wb")
+
+    def start():
+        state["proc"] = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=scratch)
+        wait_http(url, timeout=120, proc=state["proc"])
+
+    def rebuild_restart_reload():
+        subprocess.run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT,
+                       check=True)
+        state["proc"].terminate()
+        state["proc"].wait()
+        start()
+        page.cdp.call("Page.reload")
+
+    try:
+        run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT)
+        start()
+        page = Page(chromium)
+        page.open(url)
+        return edits(page, css, js, runs, "before", on_edit=rebuild_restart_reload)
+    finally:
+        for p, text in saved.items():
+            with open(p, "w") as f:
+                f.write(text)
+        if state["proc"]:
+            state["proc"].terminate()
+            state["proc"].wait()
+        # Leave the build as the repository's files make it.
+        subprocess.run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT)
+
+
+def vite(scratch, chromium, runs):
+    root = os.path.join(scratch, "vite")
+    shutil.copytree(os.path.join(APP, "static"), root)
+    # What perf-build adds to every build, which site.js imports.
+    os.makedirs(os.path.join(root, "_perf"))
+    shutil.copy(os.path.join(ROOT, "perf-build", "assets", "code-splitter.js"), os.path.join(root, "_perf"))
+    os.symlink(os.path.join(APP, "node_modules"), os.path.join(root, "node_modules"))
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Vite</title>'
+                '<link rel="stylesheet" href="/css/app.css"></head><body><main><h1>Inner Architect</h1></main>'
+                '<script type="module" src="/js/site.js"></script></body></html>')
+    port = free_port()
+    log = open(os.path.join(scratch, "vite.log"), "wb")
+    proc = subprocess.Popen([os.path.join(NODE_BIN, "vite"), "--port", str(port), "--strictPort", "--host",
+                             "127.0.0.1"], cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_http(url, timeout=60, proc=proc)
+        page = Page(chromium)
+        page.open(url)
+        time.sleep(1)
+        return edits(page, os.path.join(root, "css/app.css"), os.path.join(root, "js/site.js"), runs, "vite")
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait()
+
+
+def version(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def main():
+    in_venv(CDP_VENV, CDP_PACKAGES, __file__)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--before-runs", type=int, default=3)
+    args = ap.parse_args()
+    need("chromium", "chromium")
+    npm_install()
+    run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT)
+    scratch = fresh(os.path.join(OUT, "devloop"))
+    results = {}
+    for name, fn, runs in [("perf-suite dev mode", perf_dev, args.runs), ("Vite dev server", vite, args.runs),
+                           ("before: cargo build, restart, reload", before, args.before_runs)]:
+        chromium = Chromium(scratch)
+        try:
+            results[name] = fn(scratch, chromium, runs)
+        finally:
+            chromium.stop()
+        css, js = results[name]
+        print(f"{name}: css {[round(t * 1000) for t in css]} ms, js {[round(t * 1000) for t in js]} ms",
+              file=sys.stderr)
+    vite_css, vite_js = (statistics.median(t) for t in results["Vite dev server"])
+    lines = [
+        f"Chromium {version(['chromium', '--version'])}, Vite {version([os.path.join(NODE_BIN, 'vite'), '--version'])}; "
+        f"medians of {args.runs} edits ({args.before_runs} for the rebuild loop).",
+        "",
+        "| loop | stylesheet edit → visible | vs Vite | script edit → visible | vs Vite |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, (css, js) in results.items():
+        c, j = statistics.median(css), statistics.median(js)
+        lines.append(f"| {name} | {c * 1000:.0f} ms | {c / vite_css:.2f}x | {j * 1000:.0f} ms | {j / vite_js:.2f}x |")
+    out = os.path.join(OUT, "devloop.md")
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+//! The build side of perf-rt's development mode.
+//!
+//! A debug build of an application records how Cargo ran its build script
+//! ([`DevScript`], written into the generated code). With `PERF_DEV=1`, perf-rt runs that
+//! build script again, with [`ENV_DIR`] set: then [`Builder::run`](crate::Builder::run)
+//! does not write Rust code but stays up, builds the assets through the same pipeline and
+//! configuration (cached by content, so only what changed is redone), writes each asset
+//! under `files/<sha256>` of that directory, and tells perf-rt on standard output:
+//!
+//! - `perf-dev:building` when a watched file changed and a build starts;
+//! - `perf-dev:built {…}` with the assets (JSON) when it succeeded;
+//! - `perf-dev:error {…}` with the rendered error (JSON) when it failed.
+//!
+//! It watches the static and templates directories and the npm files the bundle read, and
+//! exits when its standard input closes (perf-rt, or its process, went away).
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::cache::write_atomic;
+use crate::config::OverBudget;
+use crate::pipeline::Output;
+use crate::{Builder, Error};
+
+/// The directory perf-rt gives the build script to write into; set only by perf-rt.
+pub const ENV_DIR: &str = "PERF_BUILD_DEV_DIR";
+
+/// How often the watched files are looked at: a `stat` of each, a few dozen in a typical
+/// application, so well under a millisecond of work.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Editors save in several steps (truncate, write, rename): a change is built once the
+/// files have stayed the same for this long.
+const SETTLE: Duration = Duration::from_millis(15);
+
+/// The variables of the build script's environment that a later run needs: those Cargo
+/// sets for build scripts and the pipeline's own. Nothing else of the developer's
+/// environment is recorded (it may hold secrets).
+fn recorded(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "CARGO",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_CRATE_NAME",
+        "OUT_DIR",
+        "TARGET",
+        "HOST",
+        "NUM_JOBS",
+        "OPT_LEVEL",
+        "DEBUG",
+        "PROFILE",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_LINKER",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ];
+    const PREFIXES: &[&str] = &["CARGO_PKG_", "CARGO_CFG_", "CARGO_FEATURE_", "PERF_BUILD_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// How to run the build script again, as the generated code records it.
+#[derive(Debug, Clone)]
+pub(crate) struct DevScript {
+    /// The build script's executable.
+    pub program: String,
+    /// The recorded variables, sorted.
+    pub env: Vec<(String, String)>,
+}
+
+/// The running build script and its recorded environment; `None` when the executable's
+/// path is not UTF-8.
+pub(crate) fn script() -> Option<DevScript> {
+    let program = std::env::current_exe().ok()?.to_str()?.to_string();
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| recorded(k) && k != ENV_DIR)
+        .collect();
+    env.sort();
+    Some(DevScript { program, env })
+}
+
+/// What a development build leaves to the real one: budgets (they count compressed bytes,
+/// and a page over one is still worth seeing), compression (perf-rt serves identity on
+/// loopback), failing on critical CSS over its budget.
+fn relax(builder: &mut Builder) {
+    builder.cargo = false;
+    let config = &mut builder.config;
+    config.precompress = false;
+    config.budgets.targets.clear();
+    config.critical.over_budget = OverBudget::Warn;
+}
+
+/// Builds, reports, watches, rebuilds: never returns. The process exits when standard
+/// input reaches its end.
+pub(crate) fn serve(mut builder: Builder, dir: PathBuf) -> ! {
+    relax(&mut builder);
+    std::thread::spawn(|| {
+        // Nothing is ever sent: the end of input means perf-rt is gone.
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let root = builder.root.clone();
+    let (roots, _) = watch_list(&builder, None);
+    // Taken before each build, so that an edit made while it runs starts the next one.
+    let mut watched = Snapshot::take(roots, Vec::new());
+    loop {
+        let outcome = builder.pipeline(None, &|_, _| {});
+        // A failed build still watches the npm files the last good one read.
+        if let Ok(output) = &outcome
+            && output.watched != watched.extra
+        {
+            watched = Snapshot::take(watched.roots.clone(), output.watched.clone());
+        }
+        let line = match outcome {
+            Ok(output) => match write(&dir, &output) {
+                Ok(()) => format!(
+                    "perf-dev:built {}",
+                    manifest(&output, &builder.config.url_prefix)
+                ),
+                Err(e) => error_line(&e, &root),
+            },
+            Err(e) => error_line(&e, &root),
+        };
+        say(&line);
+        watched = loop {
+            std::thread::sleep(POLL);
+            let mut now = watched.again();
+            if now.stamps != watched.stamps {
+                // Let the editor finish its writes.
+                loop {
+                    std::thread::sleep(SETTLE);
+                    let again = now.again();
+                    if again.stamps == now.stamps {
+                        break;
+                    }
+                    now = again;
+                }
+                break now;
+            }
+        };
+        say("perf-dev:building");
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn error_line(e: &Error, root: &Path) -> String {
+    format!(
+        "perf-dev:error {}",
+        serde_json::json!({ "message": e.render(root) })
+    )
+}
+
+/// Every asset's bytes under `files/<sha256>`, once: a file already there has these bytes.
+fn write(dir: &Path, output: &Output) -> Result<(), Error> {
+    let files = dir.join("files");
+    for a in &output.assets {
+        let path = files.join(&a.sha256);
+        if !path.exists() {
+            write_atomic(&path, &a.identity).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The assets perf-rt serves, as one line of JSON.
+fn manifest(output: &Output, prefix: &str) -> String {
+    let assets: Vec<serde_json::Value> = output
+        .assets
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "logical": a.logical,
+                "hashed": a.hashed,
+                "url": format!("{prefix}/{}", crate::refs::url_encode(&a.hashed)),
+                "type": a.content_type,
+                "integrity": a.integrity,
+                "sha256": a.sha256,
+            })
+        })
+        .collect();
+    serde_json::json!({ "assets": assets, "warnings": output.warnings }).to_string()
+}
+
+/// What a change to means a new build: everything under the static and templates
+/// directories (listed again on every look, so a new file counts), and what the bundle
+/// read outside them.
+fn watch_list(builder: &Builder, output: Option<&Output>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let roots = [&builder.config.static_dir, &builder.config.templates_dir]
+        .into_iter()
+        .map(|d| builder.root.join(d))
+        .collect();
+    let extra = output.map(|o| o.watched.clone()).unwrap_or_default();
+    (roots, extra)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk(&path, out),
+            Ok(_) => out.push(path),
+            Err(_) => {}
+        }
+    }
+}
+
+/// The modification time and length of every watched file.
+#[derive(Default)]
+struct Snapshot {
+    roots: Vec<PathBuf>,
+    extra: Vec<PathBuf>,
+    stamps: HashMap<PathBuf, Option<(SystemTime, u64)>>,
+}
+
+impl Snapshot {
+    fn take(roots: Vec<PathBuf>, extra: Vec<PathBuf>) -> Snapshot {
+        let mut files = extra.clone();
+        for root in &roots {
+            walk(root, &mut files);
+        }
+        let stamps = files
+            .into_iter()
+            .map(|f| {
+                let stamp = std::fs::metadata(&f)
+                    .ok()
+                    .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+                (f, stamp)
+            })
+            .collect();
+        Snapshot {
+            roots,
+            extra,
+            stamps,
+        }
+    }
+
+    /// The same files and directories looked at again.
+    fn again(&self) -> Snapshot {
+        Snapshot::take(self.roots.clone(), self.extra.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cargo_and_pipeline_variables_are_recorded() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_CFG_TARGET_OS",
+            "OUT_DIR",
+            "PERF_BUILD_STATIC_DIR",
+            "RUSTC",
+        ] {
+            assert!(recorded(name), "{name}");
+        }
+        for name in [
+            "HOME",
+            "PATH",
+            "AWS_SECRET_ACCESS_KEY",
+            "CARGO_REGISTRY_TOKEN",
+            "PERF_DEV",
+        ] {
+            assert!(!recorded(name), "{name}");
+        }
+    }
+}
