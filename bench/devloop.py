@@ -59,7 +59,9 @@ def package_copy(dest):
     for sub in ["static", "templates"]:
         shutil.copytree(os.path.join(APP, sub), os.path.join(dest, sub))
     for f in ["package.json", "package-lock.json"]:
-        shutil.copy(os.path.join(APP, f), dest)
+        # With the original's time: a newer lock would have the build run `npm ci`, which
+        # empties node_modules (the real one, through the link).
+        shutil.copy2(os.path.join(APP, f), dest)
     os.symlink(os.path.join(APP, "node_modules"), os.path.join(dest, "node_modules"))
     perf, inside = [], False
     for line in open(os.path.join(APP, "Cargo.toml")).read().splitlines():

@@ -5,7 +5,9 @@
 //! `inner-architect.db` in the current directory, created on first start),
 //! `PERF_REDIS_URL` (a Redis shared by several instances; default: none, the query cache
 //! keeps to memory), `PERF_MONITOR_TOKEN` (to reach the monitoring endpoints from another
-//! host) and the other `PERF_*` settings of `perf_rt::suite::Config`.
+//! host) and the other `PERF_*` settings of `perf_rt::suite::Config`. In a debug build,
+//! `PERF_DEV=1` serves the assets from `static/` and rebuilds them on every change (the
+//! README's "Development mode").
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

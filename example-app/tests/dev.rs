@@ -29,6 +29,18 @@ impl Copy {
         }
         for file in ["package.json", "package-lock.json"] {
             std::fs::copy(from.join(file), dir.path().join(file)).unwrap();
+            // With the original's time: a lock newer than the installed packages would have
+            // the build run `npm ci`, which empties node_modules, here the real one.
+            let modified = std::fs::metadata(from.join(file))
+                .unwrap()
+                .modified()
+                .unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(file))
+                .unwrap()
+                .set_modified(modified)
+                .unwrap();
         }
         // The npm packages the scripts import, as installed for the real build.
         #[cfg(unix)]

@@ -443,3 +443,35 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     }
     write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_script_is_recorded_for_debug_builds_only() {
+        let dev = DevScript {
+            program: "/t/build-script-build".into(),
+            env: vec![("OUT_DIR".into(), "/t/out".into())],
+        };
+        let with = render(
+            &[],
+            "/static",
+            "static",
+            "templates",
+            Path::new("/b"),
+            Some(&dev),
+        );
+        let debug = "#[cfg(debug_assertions)]\nconst __PERF_DEV: ::core::option::Option<&'static ::perf_rt::codegen::DevScript> = ::core::option::Option::Some(";
+        assert!(with.assets.contains(debug), "{}", with.assets);
+        assert!(with.assets.contains("program: \"/t/build-script-build\""));
+        assert!(with.assets.contains("(\"OUT_DIR\", \"/t/out\")"));
+        // A release build gets nothing of it: no path, no variable.
+        let release = "#[cfg(not(debug_assertions))]\nconst __PERF_DEV: ::core::option::Option<&'static ::perf_rt::codegen::DevScript> = ::core::option::Option::None;";
+        assert!(with.assets.contains(release), "{}", with.assets);
+        assert!(with.assets.contains("    __PERF_DEV,\n);"));
+        let without = render(&[], "/static", "static", "templates", Path::new("/b"), None);
+        assert!(!without.assets.contains("build-script-build"));
+        assert!(without.assets.contains("::core::option::Option::None;"));
+    }
+}
