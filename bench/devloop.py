@@ -6,8 +6,9 @@ the open page in Chromium shows the change. Three ways, in the same run, on the 
 - perf-suite's development mode: the debug binary with PERF_DEV=1 (the stylesheet is
   swapped in the open page, a script edit reloads it);
 - before it: `cargo build` of the example app, restart of the binary, reload of the page;
-- Vite's dev server (bench/package.json) on a page that links the same stylesheet and
-  runs the same script.
+- Vite's dev server (bench/package.json) on the same landing page: the HTML the binary
+  serves, with its stylesheet and entry script pointed at their sources for Vite to serve
+  and watch, and the other files it names (photographs, chunks) saved beside it.
 
     python3 bench/devloop.py [--runs 7] [--before-runs 3]
 
@@ -205,6 +206,45 @@ def before(scratch, chromium, runs):
         subprocess.run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT)
 
 
+def landing_page_for_vite(scratch, public):
+    """The landing page as the binary serves it (no development mode), for Vite: its
+    stylesheet and entry script point at their sources (`/css/app.css`, `/js/journal.js`),
+    which Vite serves and watches, the stylesheet linked plainly; every other file the page
+    names (photographs, chunks, the images' stylesheet) is the binary's, saved under Vite's
+    public folder."""
+    import re
+    import urllib.request
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "vite-page.db"))
+    env.pop("PERF_DEV", None)
+    log = open(os.path.join(scratch, "vite-page.log"), "wb")
+    proc = subprocess.Popen([os.path.join(TARGET, "debug", "example-app")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, cwd=scratch)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/", timeout=120, proc=proc)
+        page = urllib.request.urlopen(base + "/").read().decode()
+        for url in sorted(set(re.findall(r'/static/[^"\' ,)<>]+', page))):
+            dest = os.path.join(public, url.lstrip("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with urllib.request.urlopen(base + url) as r, open(dest, "wb") as f:
+                f.write(r.read())
+    finally:
+        proc.terminate()
+        proc.wait()
+    page = re.sub(r"/static/css/app\.[0-9a-f]{8}\.css", "/css/app.css", page)
+    page = re.sub(r"/static/js/journal\.[0-9a-f]{8}\.js", "/js/journal.js", page)
+    page = re.sub(r' integrity="[^"]*"', "", page)
+    # Vite's stylesheet update replaces the first <link> naming the file: the preload. A
+    # page written for Vite links its stylesheet plainly.
+    page = page.replace('<link rel="preload" as="style" href="/css/app.css">', "")
+    page = page.replace('<link rel="stylesheet" href="/css/app.css" media="print" data-perf-defer>',
+                        '<link rel="stylesheet" href="/css/app.css">')
+    page = re.sub(r'<script src="/_perf/vitals\.js[^>]*></script>', "", page)
+    assert "/css/app.css" in page and "/js/journal.js" in page
+    return page
+
+
 def vite(scratch, chromium, runs):
     root = os.path.join(scratch, "vite")
     shutil.copytree(os.path.join(APP, "static"), root)
@@ -213,9 +253,7 @@ def vite(scratch, chromium, runs):
     shutil.copy(os.path.join(ROOT, "perf-build", "assets", "code-splitter.js"), os.path.join(root, "_perf"))
     os.symlink(os.path.join(APP, "node_modules"), os.path.join(root, "node_modules"))
     with open(os.path.join(root, "index.html"), "w") as f:
-        f.write('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Vite</title>'
-                '<link rel="stylesheet" href="/css/app.css"></head><body><main><h1>Inner Architect</h1></main>'
-                '<script type="module" src="/js/site.js"></script></body></html>')
+        f.write(landing_page_for_vite(scratch, os.path.join(root, "public")))
     port = free_port()
     log = open(os.path.join(scratch, "vite.log"), "wb")
     proc = subprocess.Popen([os.path.join(NODE_BIN, "vite"), "--port", str(port), "--strictPort", "--host",

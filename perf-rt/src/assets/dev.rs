@@ -101,6 +101,9 @@ pub(crate) struct Dev {
     events: broadcast::Sender<Event>,
     /// `true` while a build runs.
     building: watch::Sender<bool>,
+    /// `true` until the whole build is done: after a partial one (a stylesheet edit,
+    /// built first without the critical CSS), pages wait for the rest.
+    pages_building: watch::Sender<bool>,
     /// The embedded build's integrity values, to their logical paths.
     by_integrity: HashMap<&'static str, &'static str>,
     /// Kept so that its standard input stays open: the build exits when it closes.
@@ -162,6 +165,7 @@ impl Dev {
             state: RwLock::new(State::default()),
             events: broadcast::channel(64).0,
             building: watch::channel(true).0,
+            pages_building: watch::channel(true).0,
             by_integrity,
             _child: Mutex::new(child),
         });
@@ -192,6 +196,7 @@ impl Dev {
             let Ok(line) = line else { break };
             if line == "perf-dev:building" {
                 self.building.send_replace(true);
+                self.pages_building.send_replace(true);
             } else if let Some(json) = line.strip_prefix("perf-dev:built ") {
                 match serde_json::from_str::<Value>(json) {
                     Ok(manifest) => self.built(&manifest, &dir),
@@ -223,15 +228,25 @@ impl Dev {
             data: serde_json::json!({ "message": message }).to_string(),
         });
         self.building.send_replace(false);
+        self.pages_building.send_replace(false);
     }
 
     /// Takes a build's manifest as the state, and tells the pages what changed.
     fn built(&self, manifest: &Value, dir: &std::path::Path) {
         let empty = Vec::new();
         let listed = manifest["assets"].as_array().unwrap_or(&empty);
-        let mut by_logical = HashMap::with_capacity(listed.len());
-        let mut by_hashed = HashMap::with_capacity(listed.len());
+        let partial = manifest["partial"].as_bool().unwrap_or(false);
         let mut state = self.state.write().expect("not poisoned");
+        // A partial build lacks what it left for later (the critical CSS): the last
+        // build's stands in until the whole one arrives.
+        let (mut by_logical, mut by_hashed) = if partial {
+            (state.by_logical.clone(), state.by_hashed.clone())
+        } else {
+            (
+                HashMap::with_capacity(listed.len()),
+                HashMap::with_capacity(listed.len()),
+            )
+        };
         for a in listed {
             let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
             let (logical, hashed, sha256) = (field("logical"), field("hashed"), field("sha256"));
@@ -274,6 +289,14 @@ impl Dev {
                 eprintln!("perf-build: warning: {w}");
             }
         }
+        if std::env::var_os("PERF_DEV_TRACE").is_some() {
+            eprintln!(
+                "perf-rt: development build in {:.1} ms ({} from the cache, {} done)",
+                manifest["elapsed_ms"].as_f64().unwrap_or_default(),
+                manifest["cache_hits"],
+                manifest["cache_misses"]
+            );
+        }
         let event = changes(&state.by_logical, &by_logical, |logical| {
             self.assets.get(logical).map(|a| a.url)
         });
@@ -285,6 +308,7 @@ impl Dev {
         let generation = state.generation;
         drop(state);
         self.building.send_replace(false);
+        self.pages_building.send_replace(partial);
         if first {
             return;
         }
@@ -308,9 +332,14 @@ impl Dev {
         }
     }
 
-    /// Waits while a build runs (at most [`BUILD_WAIT`]).
-    async fn settled(&self) {
-        let mut rx = self.building.subscribe();
+    /// Waits while a build runs (at most [`BUILD_WAIT`]): for a page, until the whole
+    /// build is done.
+    async fn settled(&self, page: bool) {
+        let mut rx = if page {
+            self.pages_building.subscribe()
+        } else {
+            self.building.subscribe()
+        };
         let _ = tokio::time::timeout(BUILD_WAIT, rx.wait_for(|b| !*b)).await;
     }
 
@@ -364,7 +393,7 @@ impl Dev {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             return res;
         }
-        self.settled().await;
+        self.settled(false).await;
         let Some(asset) = self.find(&key) else {
             return status(StatusCode::NOT_FOUND);
         };
@@ -470,7 +499,7 @@ impl Dev {
         if !is_html || res.headers().contains_key(header::CONTENT_ENCODING) {
             return res;
         }
-        self.settled().await;
+        self.settled(true).await;
         let (mut parts, body) = res.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
