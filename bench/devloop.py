@@ -182,7 +182,7 @@ def before(scratch, chromium, runs):
         wait_http(url, timeout=120, proc=state["proc"])
 
     def rebuild_restart_reload():
-        subprocess.run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT,
+        subprocess.run(["cargo", "build", "-q", "--bin", "example-app"], cwd=ROOT,
                        check=True)
         state["proc"].terminate()
         state["proc"].wait()
@@ -190,7 +190,7 @@ def before(scratch, chromium, runs):
         page.cdp.call("Page.reload")
 
     try:
-        run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT)
+        run(["cargo", "build", "-q", "--bin", "example-app"], cwd=ROOT)
         start()
         page = Page(chromium)
         page.open(url)
@@ -203,7 +203,7 @@ def before(scratch, chromium, runs):
             state["proc"].terminate()
             state["proc"].wait()
         # Leave the build as the repository's files make it.
-        subprocess.run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT)
+        subprocess.run(["cargo", "build", "-q", "--bin", "example-app"], cwd=ROOT)
 
 
 def landing_page_for_vite(scratch, public):
@@ -285,7 +285,7 @@ def main():
     args = ap.parse_args()
     need("chromium", "chromium")
     npm_install()
-    run(["cargo", "build", "-q", "-p", "example-app", "--bin", "example-app"], cwd=ROOT)
+    run(["cargo", "build", "-q", "--bin", "example-app"], cwd=ROOT)
     scratch = fresh(os.path.join(OUT, "devloop"))
     results = {}
     for name, fn, runs in [("perf-suite dev mode", perf_dev, args.runs), ("Vite dev server", vite, args.runs),

@@ -170,8 +170,9 @@ impl Session {
 
     /// Waits until nothing is in flight for a while (idle-time preloads included).
     fn settle(&mut self) {
-        self.b
-            .eval("new Promise((r) => requestIdleCallback(() => setTimeout(r, 400)))");
+        self.b.eval(
+            "new Promise((r) => requestIdleCallback(() => setTimeout(r, 400), { timeout: 3000 }))",
+        );
     }
 }
 

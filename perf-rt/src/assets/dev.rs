@@ -300,7 +300,7 @@ impl Dev {
         let event = changes(&state.by_logical, &by_logical, |logical| {
             self.assets.get(logical).map(|a| a.url)
         });
-        let was_error = state.error.take().is_some();
+        state.error = None;
         let first = state.generation == 0;
         state.generation += 1;
         state.by_logical = by_logical;
@@ -313,11 +313,12 @@ impl Dev {
             return;
         }
         let event = match event {
-            Change::None if was_error => Some(Event {
+            // Nothing a page shows changed (the rest of a partial build, a template's
+            // critical CSS): the pages learn the generation, and drop a build error.
+            Change::None => Some(Event {
                 name: "built",
                 data: serde_json::json!({ "generation": generation }).to_string(),
             }),
-            Change::None => None,
             Change::Css(sheets) => Some(Event {
                 name: "css",
                 data: serde_json::json!({ "generation": generation, "sheets": sheets }).to_string(),
