@@ -291,7 +291,8 @@ impl Dev {
         }
         if std::env::var_os("PERF_DEV_TRACE").is_some() {
             eprintln!(
-                "perf-rt: development build in {:.1} ms ({} from the cache, {} done)",
+                "perf-rt: development build{} in {:.1} ms ({} from the cache, {} done)",
+                if partial { " (partial)" } else { "" },
                 manifest["elapsed_ms"].as_f64().unwrap_or_default(),
                 manifest["cache_hits"],
                 manifest["cache_misses"]
