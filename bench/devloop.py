@@ -122,8 +122,12 @@ def append(path, text):
 def edits(page, css, js, runs, tag, on_edit=None):
     """`runs` stylesheet edits, then `runs` script edits; seconds from write to visible."""
     css_times, js_times = [], []
+    # Values never used before, so that no edit finds its output in the content cache of
+    # an earlier run.
+    import random
+    rng = random.Random()
     for i in range(runs):
-        colour = f"rgb({i + 1}, {len(tag)}, 99)"
+        colour = f"rgb({i + 1}, {rng.randrange(256)}, {rng.randrange(256)})"
         page.expect("css", colour)
         t0 = time.time()
         append(css, f"\nbody {{ background-color: {colour}; }}\n")
@@ -132,7 +136,7 @@ def edits(page, css, js, runs, tag, on_edit=None):
         css_times.append(page.seen_at() - t0)
         time.sleep(0.3)
     for i in range(runs):
-        value = f"{tag}-{i}"
+        value = f"{tag}-{i}-{rng.getrandbits(48):x}"
         page.expect("js", value)
         t0 = time.time()
         append(js, f'\ndocument.documentElement.dataset.devProbe = "{value}";\n')
