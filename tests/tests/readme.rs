@@ -57,6 +57,35 @@ async fn app_snippet(listener: tokio::net::TcpListener) -> Result<(), BoxError> 
     Ok(())
 }
 
+/// "Development mode": its layer for an application without the suite.
+#[rustfmt::skip] // the README's lines, as written there
+fn dev_snippet(app: axum::Router) -> axum::Router {
+    let app = if ASSETS.dev_mode() {
+        app.layer(axum::middleware::map_response(|r: axum::response::Response| ASSETS.dev_html(r)))
+    } else {
+        app
+    };
+    app
+}
+
+/// Outside development mode (no `PERF_DEV`), the snippet leaves the application as it was:
+/// its pages carry no live-reload script.
+#[test]
+fn the_development_mode_snippet_adds_nothing_outside_development_mode() {
+    assert!(!ASSETS.dev_mode());
+    let app = dev_snippet(axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { axum::response::Html("<html><head></head></html>") }),
+    ));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = perf_tests::serve(&runtime, app);
+    let page = reqwest::blocking::get(format!("http://{addr}/"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(page, "<html><head></head></html>");
+}
+
 /// Starts `serve` on a runtime of its own and checks, over the socket, that the page, an
 /// embedded asset (by hashed and logical path) and the dashboard are answered.
 fn check_serves<F, Fut>(serve: F)
@@ -167,9 +196,17 @@ fn the_snippets_here_are_the_readmes() {
         .split("```rust\n")
         .skip(1)
         .filter_map(|b| b.split("```").next())
-        .filter(|b| b.contains("ASSETS.router()") || b.contains("init_performance_suite(app"))
+        .filter(|b| {
+            b.contains("ASSETS.router()")
+                || b.contains("init_performance_suite(app")
+                || b.contains("ASSETS.dev_html")
+        })
         .collect();
-    assert_eq!(blocks.len(), 2, "the README's two snippets were not found");
+    assert_eq!(
+        blocks.len(),
+        3,
+        "the README's three snippets were not found"
+    );
     for line in blocks.iter().flat_map(|b| b.lines()) {
         let line = squeeze(line);
         // A module declaration and the trailing comments of the suite's snippet cannot

@@ -42,7 +42,9 @@ impl Assets {
     /// ```ignore
     /// let app = app.merge(ASSETS.router());
     /// let app = if ASSETS.dev_mode() {
-    ///     app.layer(axum::middleware::map_response(|r| ASSETS.dev_html(r)))
+    ///     app.layer(axum::middleware::map_response(|r: axum::response::Response| {
+    ///         ASSETS.dev_html(r)
+    ///     }))
     /// } else {
     ///     app
     /// };
