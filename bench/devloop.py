@@ -119,31 +119,30 @@ def append(path, text):
         f.write(text)
 
 
+def timed_edit(page, kind, value, path, text, on_edit):
+    """Seconds from writing `text` at the end of `path` to the page showing `value`."""
+    page.expect(kind, value)
+    t0 = time.time()
+    append(path, text)
+    if on_edit:
+        on_edit()
+    seconds = page.seen_at() - t0
+    time.sleep(0.3)
+    return seconds
+
+
 def edits(page, css, js, runs, tag, on_edit=None):
     """`runs` stylesheet edits, then `runs` script edits; seconds from write to visible."""
-    css_times, js_times = [], []
     # Values never used before, so that no edit finds its output in the content cache of
     # an earlier run.
     import random
     rng = random.Random()
-    for i in range(runs):
-        colour = f"rgb({i + 1}, {rng.randrange(256)}, {rng.randrange(256)})"
-        page.expect("css", colour)
-        t0 = time.time()
-        append(css, f"\nbody {{ background-color: {colour}; }}\n")
-        if on_edit:
-            on_edit()
-        css_times.append(page.seen_at() - t0)
-        time.sleep(0.3)
-    for i in range(runs):
-        value = f"{tag}-{i}-{rng.getrandbits(48):x}"
-        page.expect("js", value)
-        t0 = time.time()
-        append(js, f'\ndocument.documentElement.dataset.devProbe = "{value}";\n')
-        if on_edit:
-            on_edit()
-        js_times.append(page.seen_at() - t0)
-        time.sleep(0.3)
+    colours = [f"rgb({i + 1}, {rng.randrange(256)}, {rng.randrange(256)})" for i in range(runs)]
+    css_times = [timed_edit(page, "css", c, css, f"\nbody {{ background-color: {c}; }}\n", on_edit)
+                 for c in colours]
+    values = [f"{tag}-{i}-{rng.getrandbits(48):x}" for i in range(runs)]
+    js_times = [timed_edit(page, "js", v, js, f'\ndocument.documentElement.dataset.devProbe = "{v}";\n', on_edit)
+                for v in values]
     return css_times, js_times
 
 

@@ -4,7 +4,9 @@
 //! (`full` enables all of them):
 //!
 //! - [`assets`]: serves the assets that `perf-build` embedded into the binary, with no
-//!   filesystem and no copies.
+//!   filesystem and no copies; in a debug build run with `PERF_DEV=1` (feature `dev`),
+//!   serves them from their source folder instead and keeps open pages up to date
+//!   ([`assets::Assets::dev_mode`]).
 //! - [`memory`]: memory profiler: a tracking global allocator, sampled call sites,
 //!   snapshots, leak detection, a timeline and `#[profile_memory]`.
 //! - [`cache`]: the query cache (memory tier, Redis tier, tag invalidation,
