@@ -59,6 +59,7 @@ async fn app_snippet(listener: tokio::net::TcpListener) -> Result<(), BoxError> 
 
 /// "Development mode": its layer for an application without the suite.
 #[rustfmt::skip] // the README's lines, as written there
+#[allow(clippy::let_and_return)] // the README binds `app` as its other snippets do
 fn dev_snippet(app: axum::Router) -> axum::Router {
     let app = if ASSETS.dev_mode() {
         app.layer(axum::middleware::map_response(|r: axum::response::Response| ASSETS.dev_html(r)))
