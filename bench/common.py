@@ -124,15 +124,22 @@ def wait_http(url, timeout=30.0, proc=None):
     sys.exit(f"{url} did not answer in {timeout:.0f} s")
 
 
-def start_app(binary, scratch):
-    app = os.path.join(scratch, "example-app")
-    shutil.copy2(binary, app)
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "ia.db"))
-    log = open(os.path.join(scratch, "app.log"), "wb")
-    proc = subprocess.Popen([app], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=scratch)
+def start_app(binary, scratch, name="app", env=None, copy=True, timeout=30.0, port=None):
+    """Starts the example app in `scratch` (a copy of `binary` there, unless `copy` is
+    false) on `port` (a free one by default), with its database and log named after
+    `name` and `env` over this environment; returns (process, URL of /) once it answers."""
+    app = binary
+    if copy:
+        app = os.path.join(scratch, "example-app")
+        shutil.copy2(binary, app)
+    port = port or free_port()
+    full_env = dict(os.environ, PORT=str(port), HOST="127.0.0.1",
+                    DATABASE_URL=os.path.join(scratch, "ia.db" if name == "app" else f"{name}.db"))
+    full_env.update(env or {})
+    log = open(os.path.join(scratch, f"{name}.log"), "wb")
+    proc = subprocess.Popen([app], env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=scratch)
     url = f"http://127.0.0.1:{port}/"
-    wait_http(url, proc=proc)
+    wait_http(url, timeout=timeout, proc=proc)
     return proc, url
 
 

@@ -28,9 +28,10 @@ import sys
 import time
 
 from common import (CDP_PACKAGES, CDP_VENV, NODE_BIN, OUT, ROOT, TARGET, Cdp, Chromium, fresh, free_port,
-                    in_venv, need, npm_install, run, wait_http)
+                    in_venv, need, npm_install, run, start_app, wait_http)
 
 APP = os.path.join(ROOT, "example-app")
+BINARY = os.path.join(TARGET, "debug", "example-app")
 
 # In every document: record when the body's background or the probe attribute first shows
 # the value the bench waits for (window.__want), at animation-frame resolution.
@@ -149,15 +150,9 @@ def edits(page, css, js, runs, tag, on_edit=None):
 def perf_dev(scratch, chromium, runs):
     copy = os.path.join(scratch, "copy")
     package_copy(copy)
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "dev.db"),
-               PERF_DEV="1", PERF_DEV_ROOT=copy, PERF_DEV_TRACE="1")
-    log = open(os.path.join(scratch, "dev.log"), "wb")
-    proc = subprocess.Popen([os.path.join(TARGET, "debug", "example-app")], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=scratch)
+    proc, url = start_app(BINARY, scratch, "dev", copy=False, timeout=300,
+                          env={"PERF_DEV": "1", "PERF_DEV_ROOT": copy, "PERF_DEV_TRACE": "1"})
     try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_http(url, timeout=300, proc=proc)
         page = Page(chromium)
         page.open(url)
         time.sleep(1)
@@ -166,7 +161,6 @@ def perf_dev(scratch, chromium, runs):
     finally:
         proc.terminate()
         proc.wait()
-        log.close()
 
 
 def build_times(scratch):
@@ -186,16 +180,12 @@ def before(scratch, chromium, runs):
     css = os.path.join(APP, "static/css/app.css")
     js = os.path.join(APP, "static/js/site.js")
     saved = {p: open(p).read() for p in (css, js)}
-    binary = os.path.join(TARGET, "debug", "example-app")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "before.db"))
     state = {"proc": None}
-    log = open(os.path.join(scratch, "before.log"), "wb")
 
     def start():
-        state["proc"] = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=scratch)
-        wait_http(url, timeout=120, proc=state["proc"])
+        state["proc"], _ = start_app(BINARY, scratch, "before", copy=False, timeout=120, port=port)
 
     def rebuild_restart_reload():
         subprocess.run(["cargo", "build", "-q", "--bin", "example-app"], cwd=ROOT,
@@ -230,15 +220,9 @@ def landing_page_for_vite(scratch, public):
     public folder."""
     import re
     import urllib.request
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=os.path.join(scratch, "vite-page.db"))
-    env.pop("PERF_DEV", None)
-    log = open(os.path.join(scratch, "vite-page.log"), "wb")
-    proc = subprocess.Popen([os.path.join(TARGET, "debug", "example-app")], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=scratch)
+    proc, url = start_app(BINARY, scratch, "vite-page", copy=False, timeout=120, env={"PERF_DEV": "0"})
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/", timeout=120, proc=proc)
+        base = url.rstrip("/")
         page = urllib.request.urlopen(base + "/").read().decode()
         for url in sorted(set(re.findall(r'/static/[^"\' ,)<>]+', page))):
             dest = os.path.join(public, url.lstrip("/"))

@@ -96,14 +96,14 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// The binary in development mode on the copy, in an empty folder of its own.
-fn start(copy: &Copy) -> (common::App, tempfile::TempDir) {
+/// The binary on the copy (`PERF_DEV` set to `dev`), in an empty folder of its own.
+fn start(copy: &Copy, dev: &str) -> (common::App, tempfile::TempDir) {
     let run = tempfile::tempdir().unwrap();
     let root = copy.dir.path().to_str().unwrap().to_string();
     let app = common::spawn(
         Path::new(env!("CARGO_BIN_EXE_example-app")),
         run.path(),
-        &[("PERF_DEV", "1"), ("PERF_DEV_ROOT", &root)],
+        &[("PERF_DEV", dev), ("PERF_DEV_ROOT", &root)],
     );
     (app, run)
 }
@@ -142,7 +142,7 @@ fn app_css_href(page: &str) -> String {
 #[test]
 fn an_edit_shows_in_the_open_page_without_rebuilding_the_binary() {
     let copy = Copy::new();
-    let (app, _run) = start(&copy);
+    let (app, _run) = start(&copy, "1");
     let base = format!("http://{}", app.addr);
 
     // The page links what the embedded build has, until something changes; the client
@@ -297,13 +297,7 @@ fn without_perf_dev_the_binary_serves_what_it_embedded() {
         "static/css/app.css",
         "\nbody { background-color: rgb(1, 2, 3); }\n",
     );
-    let run = tempfile::tempdir().unwrap();
-    let root = copy.dir.path().to_str().unwrap().to_string();
-    let app = common::spawn(
-        Path::new(env!("CARGO_BIN_EXE_example-app")),
-        run.path(),
-        &[("PERF_DEV", "0"), ("PERF_DEV_ROOT", &root)],
-    );
+    let (app, _run) = start(&copy, "0");
     let base = format!("http://{}", app.addr);
     let page = get(&format!("{base}/")).text().unwrap();
     assert!(!page.contains("_perf/dev"), "{page}");
@@ -320,4 +314,98 @@ fn without_perf_dev_the_binary_serves_what_it_embedded() {
         get(&format!("{base}/static/_perf/dev/events")).status(),
         404
     );
+}
+
+/// Pages and stylesheets fetched from several threads while edits are built: every page
+/// links a stylesheet that is served (no 404 between two builds), and a page fetched after
+/// an edit's build names a stylesheet with that edit. Then the build process dies: the
+/// server keeps serving the last good build and says why on the event stream.
+#[test]
+fn concurrent_readers_during_builds_and_a_build_process_that_dies() {
+    let copy = Copy::new();
+    let (app, _run) = start(&copy, "1");
+    let base = format!("http://{}", app.addr);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let checked = std::sync::atomic::AtomicUsize::new(0);
+    // Stops the readers however the scope ends (a failed assertion included).
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|scope| {
+        let _stop = Stop(&stop);
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let client = reqwest::blocking::Client::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let page = client.get(format!("{base}/journal")).send().unwrap();
+                    assert_eq!(page.status(), 200);
+                    let href = app_css_href(&page.text().unwrap());
+                    let css = client.get(format!("{base}{href}")).send().unwrap();
+                    assert_eq!(css.status(), 200, "{href}");
+                    assert!(!css.text().unwrap().is_empty(), "{href}");
+                    checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        for i in 0..5u8 {
+            let colour = format!("rgb({i}, 200, 100)");
+            copy.append(
+                "static/css/app.css",
+                &format!("\nbody {{ color: {colour}; }}\n"),
+            );
+            // A page fetched once the edit is built links a stylesheet that has it (the
+            // minifier writes the colour in hex).
+            let minified = format!("#{i:02x}c864");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let href = app_css_href(&get(&format!("{base}/journal")).text().unwrap());
+                let css = get(&format!("{base}{href}")).text().unwrap();
+                if css.contains(&minified) || css.contains(&colour) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "edit {i} never reached a page");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+    assert!(checked.into_inner() > 10);
+
+    // The build process is the application's child; killed, it is reported, and the last
+    // good build is still served.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", app.child.id())).unwrap();
+    let builder: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let events = std::thread::spawn({
+        let url = format!("{base}/static/_perf/dev/events");
+        move || {
+            let mut res = reqwest::blocking::get(url).unwrap();
+            let mut seen = String::new();
+            let mut buf = [0u8; 4096];
+            while !seen.contains("event: build-error") {
+                let n = std::io::Read::read(&mut res, &mut buf).unwrap();
+                assert!(n > 0, "the stream ended: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            seen
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &builder.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let seen = events.join().unwrap();
+    assert!(seen.contains("the development build stopped"), "{seen}");
+    let page = get(&format!("{base}/journal"));
+    assert_eq!(page.status(), 200);
+    let href = app_css_href(&page.text().unwrap());
+    let css = get(&format!("{base}{href}"));
+    assert_eq!(css.status(), 200);
+    assert!(css.text().unwrap().contains("#04c864"));
 }

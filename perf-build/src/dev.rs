@@ -107,8 +107,10 @@ pub(crate) fn serve(mut builder: Builder, dir: PathBuf) -> ! {
         while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
         std::process::exit(0);
     });
-    let root = builder.root.clone();
-    let (roots, _) = watch_list(&builder, None);
+    let roots = [&builder.config.static_dir, &builder.config.templates_dir]
+        .into_iter()
+        .map(|d| builder.root.join(d))
+        .collect();
     // Taken before each build, so that an edit made while it runs starts the next one.
     let mut watched = Snapshot::take(roots, Vec::new());
     let mut only_css = false;
@@ -117,41 +119,15 @@ pub(crate) fn serve(mut builder: Builder, dir: PathBuf) -> ! {
         // CSS: a first build without it (about half the time) is reported at once, as
         // partial, then the whole build for the pages loaded after. A failed first build
         // is the report: the whole one would fail the same way.
-        let mut failed = false;
-        if only_css {
+        let partial_failed = only_css && {
             let mut quick = builder.clone();
             quick.config.critical.enabled = false;
-            let outcome = quick.pipeline(None, &|_, _| {});
-            say(
-                &match outcome.and_then(|output| write(&dir, &output).map(|()| output)) {
-                    Ok(output) => format!(
-                        "perf-dev:built {}",
-                        manifest(&output, &builder.config.url_prefix, true)
-                    ),
-                    Err(e) => {
-                        failed = true;
-                        error_line(&e, &root)
-                    }
-                },
-            );
-        }
-        if !failed {
-            let outcome = builder.pipeline(None, &|_, _| {});
-            // A failed build still watches the npm files the last good one read.
-            if let Ok(output) = &outcome
-                && output.watched != watched.extra
-            {
-                watched = Snapshot::take(watched.roots.clone(), output.watched.clone());
-            }
-            say(
-                &match outcome.and_then(|output| write(&dir, &output).map(|()| output)) {
-                    Ok(output) => format!(
-                        "perf-dev:built {}",
-                        manifest(&output, &builder.config.url_prefix, false)
-                    ),
-                    Err(e) => error_line(&e, &root),
-                },
-            );
+            build_and_report(&quick, &dir, true).is_none()
+        };
+        if !partial_failed && let Some(read) = build_and_report(&builder, &dir, false) {
+            // The npm files the bundle read: a failed build keeps watching the last good
+            // build's.
+            watched.watch_also(read);
         }
         let after = next_change(watched.clone());
         only_css = after
@@ -159,6 +135,30 @@ pub(crate) fn serve(mut builder: Builder, dir: PathBuf) -> ! {
             .all(|p| p.extension().is_some_and(|e| e == "css"));
         watched = after;
         say("perf-dev:building");
+    }
+}
+
+/// One build, written and reported (`partial` when it left the critical CSS out); the
+/// files outside the watched directories that it read, or `None` when it failed.
+fn build_and_report(builder: &Builder, dir: &Path, partial: bool) -> Option<Vec<PathBuf>> {
+    let outcome = builder
+        .pipeline(None, &|_, _| {})
+        .and_then(|output| write(dir, &output).map(|()| output));
+    match outcome {
+        Ok(output) => {
+            say(&format!(
+                "perf-dev:built {}",
+                manifest(&output, &builder.config.url_prefix, partial)
+            ));
+            Some(output.watched)
+        }
+        Err(e) => {
+            say(&format!(
+                "perf-dev:error {}",
+                serde_json::json!({ "message": e.render(&builder.root) })
+            ));
+            None
+        }
     }
 }
 
@@ -184,13 +184,6 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-fn error_line(e: &Error, root: &Path) -> String {
-    format!(
-        "perf-dev:error {}",
-        serde_json::json!({ "message": e.render(root) })
-    )
 }
 
 /// Every asset's bytes under `files/<sha256>`, once: a file already there has these bytes.
@@ -230,18 +223,6 @@ fn manifest(output: &Output, prefix: &str, partial: bool) -> String {
         "cache_misses": output.cache_misses,
     })
     .to_string()
-}
-
-/// What a change to means a new build: everything under the static and templates
-/// directories (listed again on every look, so a new file counts), and what the bundle
-/// read outside them.
-fn watch_list(builder: &Builder, output: Option<&Output>) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let roots = [&builder.config.static_dir, &builder.config.templates_dir]
-        .into_iter()
-        .map(|d| builder.root.join(d))
-        .collect();
-    let extra = output.map(|o| o.watched.clone()).unwrap_or_default();
-    (roots, extra)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -286,6 +267,22 @@ impl Snapshot {
             extra,
             stamps,
         }
+    }
+
+    /// Also watches `extra` (files outside the directories), from now on: the other
+    /// files keep the stamps they had, so an edit since this snapshot still shows.
+    fn watch_also(&mut self, mut extra: Vec<PathBuf>) {
+        extra.sort();
+        if extra == self.extra {
+            return;
+        }
+        let fresh = Snapshot::take(Vec::new(), extra.clone());
+        self.stamps
+            .retain(|p, _| !self.extra.contains(p) || extra.contains(p));
+        for (p, stamp) in fresh.stamps {
+            self.stamps.entry(p).or_insert(stamp);
+        }
+        self.extra = extra;
     }
 
     /// The same files and directories looked at again.

@@ -44,6 +44,9 @@ pub use perf_rt_macros::optimize_query;
 #[doc(hidden)]
 pub mod codegen;
 
+#[cfg(any(feature = "monitor", all(feature = "dev", debug_assertions)))]
+mod env;
+
 #[cfg(feature = "memory")]
 pub mod memory;
 

@@ -52,13 +52,17 @@ const FIRST_BUILD: Duration = Duration::from_secs(300);
 /// How long a request waits for a running build.
 const BUILD_WAIT: Duration = Duration::from_secs(60);
 
-/// Whether `PERF_DEV` asks for development mode.
+/// Whether `PERF_DEV` asks for development mode; a value that is not a flag says so.
 pub(crate) fn wanted() -> bool {
-    std::env::var(ENV).is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on"
-        )
+    let Ok(value) = std::env::var(ENV) else {
+        return false;
+    };
+    crate::env::flag(&value).unwrap_or_else(|| {
+        eprintln!(
+            "perf-rt: {ENV}={value:?} is neither true nor false (1/0, yes/no, on/off): \
+             development mode stays off"
+        );
+        false
     })
 }
 
@@ -90,6 +94,27 @@ struct State {
 struct Event {
     name: &'static str,
     data: String,
+}
+
+impl Event {
+    /// `name` with the build's generation (and `extra` fields) as its JSON data.
+    fn at(name: &'static str, generation: u64, extra: Option<(&str, Value)>) -> Event {
+        let mut data = serde_json::json!({ "generation": generation });
+        if let Some((key, value)) = extra {
+            data[key] = value;
+        }
+        Event {
+            name,
+            data: data.to_string(),
+        }
+    }
+
+    fn build_error(message: &str) -> Event {
+        Event {
+            name: "build-error",
+            data: serde_json::json!({ "message": message }).to_string(),
+        }
+    }
 }
 
 /// A running development mode.
@@ -222,11 +247,8 @@ impl Dev {
 
     fn failed(&self, message: String) {
         eprintln!("perf-rt: development build failed:\n{message}");
-        self.state.write().expect("not poisoned").error = Some(message.clone());
-        let _ = self.events.send(Event {
-            name: "build-error",
-            data: serde_json::json!({ "message": message }).to_string(),
-        });
+        let _ = self.events.send(Event::build_error(&message));
+        self.state.write().expect("not poisoned").error = Some(message);
         self.building.send_replace(false);
         self.pages_building.send_replace(false);
     }
@@ -313,25 +335,13 @@ impl Dev {
         if first {
             return;
         }
-        let event = match event {
+        let _ = self.events.send(match event {
             // Nothing a page shows changed (the rest of a partial build, a template's
             // critical CSS): the pages learn the generation, and drop a build error.
-            Change::None => Some(Event {
-                name: "built",
-                data: serde_json::json!({ "generation": generation }).to_string(),
-            }),
-            Change::Css(sheets) => Some(Event {
-                name: "css",
-                data: serde_json::json!({ "generation": generation, "sheets": sheets }).to_string(),
-            }),
-            Change::Other => Some(Event {
-                name: "reload",
-                data: serde_json::json!({ "generation": generation }).to_string(),
-            }),
-        };
-        if let Some(event) = event {
-            let _ = self.events.send(event);
-        }
+            Change::None => Event::at("built", generation, None),
+            Change::Css(sheets) => Event::at("css", generation, Some(("sheets", sheets.into()))),
+            Change::Other => Event::at("reload", generation, None),
+        });
     }
 
     /// Waits while a build runs (at most [`BUILD_WAIT`]): for a page, until the whole
@@ -455,10 +465,7 @@ impl Dev {
         };
         let mut first = format!("retry: 250\nevent: hello\ndata: {hello}\n\n");
         if let Some(message) = error {
-            first.push_str(&sse(&Event {
-                name: "build-error",
-                data: serde_json::json!({ "message": message }).to_string(),
-            }));
+            first.push_str(&sse(&Event::build_error(&message)));
         }
         let rx = self.events.subscribe();
         let stream =
@@ -506,9 +513,8 @@ impl Dev {
         let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        let page = match String::from_utf8(bytes.to_vec()) {
-            Ok(page) => page,
-            Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+        let Ok(page) = std::str::from_utf8(&bytes) else {
+            return Response::from_parts(parts, axum::body::Body::from(bytes));
         };
         let state = self.state.read().expect("not poisoned");
         let rewrite = Rewrite {
@@ -535,7 +541,7 @@ impl Dev {
                 state.generation
             ),
         };
-        let page = rewrite.page(&page);
+        let page = rewrite.page(page);
         if let Some(link) = parts
             .headers
             .get(header::LINK)
@@ -654,7 +660,7 @@ impl Rewrite<'_> {
                 .unwrap_or(tail.len());
             let url = &tail[..end];
             let replaced = starts_url
-                .then(|| decode(&url[needle.len()..]))
+                .then(|| path::decode(&url[needle.len()..]).ok())
                 .flatten()
                 .and_then(|key| (self.url)(&key));
             out.push_str(replaced.as_deref().unwrap_or(url));
@@ -725,27 +731,6 @@ impl Rewrite<'_> {
             None => format!("{html}{tag}"),
         }
     }
-}
-
-/// Percent-decodes a URL path; `None` when it is not valid UTF-8 or valid encoding.
-fn decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_string());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -860,7 +845,7 @@ mod tests {
 
     #[test]
     fn urls_are_percent_decoded() {
-        assert_eq!(decode("img/a%20b.png").as_deref(), Some("img/a b.png"));
-        assert_eq!(decode("bad%zz"), None);
+        assert_eq!(path::decode("img/a%20b.png").as_deref(), Ok("img/a b.png"));
+        assert!(path::decode("bad%zz").is_err());
     }
 }

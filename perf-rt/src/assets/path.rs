@@ -66,7 +66,7 @@ pub(crate) fn unhashed(key: &str) -> impl Iterator<Item = String> + '_ {
 
 /// Percent-decodes a path. An escaped `/`, `\`, `.` or NUL is refused: no embedded name
 /// needs one, and they are the usual way around traversal checks.
-fn decode(s: &str) -> Result<String, StatusCode> {
+pub(crate) fn decode(s: &str) -> Result<String, StatusCode> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -134,15 +134,11 @@ impl Default for Config {
 }
 
 fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError {
-            variable,
-            value: value.into(),
-            expected: "true or false (or 1/0, yes/no, on/off)",
-        }),
-    }
+    crate::env::flag(value).ok_or_else(|| ConfigError {
+        variable,
+        value: value.into(),
+        expected: "true or false (or 1/0, yes/no, on/off)",
+    })
 }
 
 fn parse_number<T: std::str::FromStr>(
