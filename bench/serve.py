@@ -6,9 +6,10 @@
 
 Assets: the test fixtures data/small.txt (1 KiB) and data/large.txt (100 KiB), as
 built by perf-build in release (the nginx side gets the same bytes through the
-perf-build CLI). Peers: perf-rt (tests/src/bin/serve-fixtures.rs) on tokio's default
-multi-thread runtime and on the current-thread runtime (`WORKERS=1`), nginx with one
-worker and nginx with two workers. Each configuration runs BENCH_RUNS times (3), peers
+perf-build CLI). Peers: perf-rt (tests/src/bin/serve-fixtures.rs, on
+`perf_rt::serve::ZeroCopyListener`) on tokio's default multi-thread runtime and on the
+current-thread runtime (`WORKERS=1`), the current-thread runtime on a plain
+`TcpListener` ("writev"), nginx with one worker and nginx with two workers. Each configuration runs BENCH_RUNS times (3), peers
 and encodings interleaved with the order rotated each round; medians are reported.
 
 Besides requests per second and p99 latency, each server's CPU time is read from
@@ -28,7 +29,14 @@ import time
 
 from common import OUT, ROOT, TARGET, fresh, need, perf_build_cli, run
 
-OURS_PORT = 18081
+# (name, port, WORKERS, zero-copy listener): perf-rt on the multi-thread and the
+# current-thread runtime with `ZeroCopyListener` (large bodies through sendfile), and the
+# current-thread runtime on a plain TcpListener (every body through writev).
+OURS = [
+    ("perf-rt", 18081, None, True),
+    ("perf-rt 1t", 18091, "1", True),
+    ("perf-rt 1t writev", 18092, "1", False),
+]
 NGINX_PORTS = {1: 18082, 2: 18083}
 DURATION = os.environ.get("BENCH_DURATION", "6s")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "64")
@@ -145,9 +153,10 @@ def main():
             name = f"nginx {workers}w"
             procs[name] = p
             peers[name] = (port, lambda p=p: [p.pid, *children(p.pid)])
-        for name, port, workers in [("perf-rt", OURS_PORT, None), ("perf-rt 1t", OURS_PORT + 10, "1")]:
-            env = {**os.environ, "PORT": str(port)}
+        for name, port, workers, zero_copy in OURS:
+            env = {**os.environ, "PORT": str(port), "ZERO_COPY": "1" if zero_copy else "0"}
             env.pop("WORKERS", None)
+            env.pop("MIN_LEN", None)
             if workers:
                 env["WORKERS"] = workers
             p = subprocess.Popen([os.path.join(TARGET, "release", "serve-fixtures")], env=env, stdout=subprocess.DEVNULL)
@@ -155,8 +164,8 @@ def main():
             peers[name] = (port, lambda p=p: [p.pid])
         for port, _ in peers.values():
             wait_port(port)
-        names = ["perf-rt", "perf-rt 1t", "nginx 1w", "nginx 2w"]
-        ours = names[:2]
+        ours = [o[0] for o in OURS]
+        names = ours + ["nginx 1w", "nginx 2w"]
         url = {(n, a): f"http://127.0.0.1:{peers[n][0]}{manifest[a]['url']}" for n in names for a in ASSETS}
         for n in names:  # warm-up: connection setup, page cache, lazy statics
             subprocess.run(["wrk", "-t1", "-c8", "-d1s", url[(n, ASSETS[0])]], check=True, stdout=subprocess.DEVNULL)

@@ -59,9 +59,10 @@ async fn serve() -> Result<(), String> {
     };
     println!("Inner Architect listening on http://{local} (database {database}{dashboard})");
     // The client's address lets the monitoring endpoints tell loopback clients apart and
-    // the browser-metrics endpoint rate-limit per client.
+    // the browser-metrics endpoint rate-limit per client. Large embedded assets (the
+    // photographs, the bundles) leave through `sendfile` from the binary's own pages.
     axum::serve(
-        listener,
+        perf_rt::serve::zero_copy(listener),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {

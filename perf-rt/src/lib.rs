@@ -16,6 +16,8 @@
 //! - [`csp`]: a Content-Security-Policy layer with a nonce per request, which
 //!   `critical_css!` and the asset tags pick up.
 //! - [`compression`]: br/zstd/gzip for dynamic responses, leaving embedded assets alone.
+//! - [`serve`]: a listener for `axum::serve` that sends large embedded bodies with
+//!   `sendfile`, from the executable's own pages.
 //! - [`suite`]: `init_performance_suite(router, Config::from_env()?)` wires all of the
 //!   above into an axum router.
 //!
@@ -64,3 +66,6 @@ pub use suite::{Config, PerfSuite, init_performance_suite};
 
 #[cfg(feature = "compression")]
 pub mod compression;
+
+#[cfg(feature = "serve")]
+pub mod serve;

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use perf_rt::serve::zero_copy;
 use perf_rt::suite::SuiteError;
 use perf_rt::suite::{Config, init_performance_suite};
 
@@ -27,6 +28,7 @@ async fn both_snippets(listener: tokio::net::TcpListener) -> Result<(), BoxError
     let config = Config::from_env()?.assets(&ASSETS); // PERF_* settings, see below
     let (app, suite) = init_performance_suite(app, config).await?;
     suite.check_listener(listener.local_addr()?)?; // see "Access" below
+    let listener = zero_copy(listener); // large assets leave through sendfile
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }
@@ -39,6 +41,7 @@ async fn suite_snippet(listener: tokio::net::TcpListener) -> Result<(), BoxError
     let config = Config::from_env()?.assets(&ASSETS); // PERF_* settings, see below
     let (app, suite) = init_performance_suite(app, config).await?;
     suite.check_listener(listener.local_addr()?)?; // see "Access" below
+    let listener = zero_copy(listener); // large assets leave through sendfile
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }
@@ -53,6 +56,7 @@ async fn app_snippet(listener: tokio::net::TcpListener) -> Result<(), BoxError> 
     let config = Config::from_env()?;
     let (app, suite) = init_performance_suite(app, config).await?;
     suite.check_listener(listener.local_addr()?)?; // see "Access" below
+    let listener = zero_copy(listener); // large assets leave through sendfile
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }

@@ -4,6 +4,10 @@
 //! `WORKERS=n` sets the number of runtime threads: unset, tokio's default multi-thread
 //! runtime (`#[tokio::main]`, one worker per core); `1`, the current-thread runtime, the
 //! counterpart of a one-worker nginx.
+//!
+//! Connections come from `perf_rt::serve::zero_copy` (large bodies through `sendfile`);
+//! `ZERO_COPY=0` serves from the plain `TcpListener` instead (every body through
+//! `writev`), and `MIN_LEN=n` sets the `sendfile` threshold.
 
 fn main() {
     let workers = std::env::var("WORKERS")
@@ -29,5 +33,13 @@ async fn serve() {
         .expect("the port is free");
     println!("listening on {}", listener.local_addr().expect("bound"));
     let app: axum::Router = perf_tests::ASSETS.router();
-    axum::serve(listener, app).await.expect("serving");
+    if std::env::var("ZERO_COPY").as_deref() == Ok("0") {
+        axum::serve(listener, app).await.expect("serving");
+    } else {
+        let min_len = std::env::var("MIN_LEN").map_or(perf_rt::serve::DEFAULT_MIN_LEN, |n| {
+            n.parse().expect("MIN_LEN is a number")
+        });
+        let listener = perf_rt::serve::zero_copy_with(listener, min_len);
+        axum::serve(listener, app).await.expect("serving");
+    }
 }
