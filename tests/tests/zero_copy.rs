@@ -102,6 +102,20 @@ fn expected(name: &str, encoding: &str) -> &'static [u8] {
     }
 }
 
+/// The counters once they stop moving: the server counts a `sendfile` after it returns,
+/// which may be after the client has read the bytes.
+fn settled_stats() -> perf_rt::serve::Stats {
+    let mut last = stats();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = stats();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Sends one request on `conn` and reads its response, with the `sendfile` bytes counted
 /// meanwhile.
 fn counted(
@@ -110,10 +124,10 @@ fn counted(
     req: &str,
     head_only: bool,
 ) -> (Response, u64) {
-    let before = stats();
+    let before = settled_stats();
     conn.write_all(req.as_bytes()).unwrap();
     let res = read_response(reader, head_only);
-    (res, stats().bytes - before.bytes)
+    (res, settled_stats().bytes - before.bytes)
 }
 
 #[test]
