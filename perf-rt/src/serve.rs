@@ -394,7 +394,10 @@ mod image {
             if ph.p_type(endian) == object::elf::PT_LOAD
                 && ph.p_flags(endian).0 & object::elf::PF_W.0 == 0
             {
+                // `u32` in a 32-bit executable's headers.
+                #[allow(clippy::useless_conversion)]
                 let offset: u64 = ph.p_offset(endian).into();
+                #[allow(clippy::useless_conversion)]
                 let size: u64 = ph.p_filesz(endian).into();
                 out.push((offset, offset + size));
             }

@@ -413,6 +413,8 @@ fn prometheus_text_passes_promtool() {
     let text = res.text().unwrap();
     promtool_check(&text);
     for expected in [
+        "# TYPE perf_sendfile_bytes_total counter\nperf_sendfile_bytes_total ",
+        "# TYPE perf_sendfile_calls_total counter\nperf_sendfile_calls_total ",
         "perf_http_requests_total{route=\"/slow/{id}\",method=\"GET\",status=\"2xx\"} 1",
         "perf_http_request_duration_seconds_count{route=\"/fast\",method=\"GET\",status=\"2xx\"} 1",
         "perf_db_n_plus_one_total 1",

@@ -248,6 +248,26 @@ pub(crate) fn render(monitor: &Monitor, memory: bool) -> String {
         }
     }
 
+    #[cfg(feature = "serve")]
+    {
+        let sent = crate::serve::stats();
+        for (name, help, value) in [
+            (
+                "perf_sendfile_calls_total",
+                "sendfile calls of perf_rt::serve::zero_copy listeners that sent bytes.",
+                sent.calls,
+            ),
+            (
+                "perf_sendfile_bytes_total",
+                "Bytes sent with sendfile from the executable by perf_rt::serve::zero_copy listeners.",
+                sent.bytes,
+            ),
+        ] {
+            out.family(name, "counter", help);
+            out.sample(name, &[], value as f64);
+        }
+    }
+
     let overview_memory = memory.then(|| monitor.memory_summary()).flatten();
     if let Some(m) = overview_memory {
         out.family(
