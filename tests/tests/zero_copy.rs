@@ -137,7 +137,8 @@ fn large_bodies_leave_through_sendfile_and_small_ones_with_the_head() {
     let small = ASSETS.get("data/small.txt").unwrap();
     assert!(perf_rt::serve::is_zero_copy(large.identity));
     assert!(perf_rt::serve::is_zero_copy(large.gzip.unwrap()));
-    assert!(!perf_rt::serve::is_zero_copy(&large.identity.to_vec()));
+    let on_the_heap = large.identity.to_vec();
+    assert!(!perf_rt::serve::is_zero_copy(&on_the_heap));
     assert!(large.identity.len() >= perf_rt::serve::DEFAULT_MIN_LEN);
     assert!(large.gzip.unwrap().len() < perf_rt::serve::DEFAULT_MIN_LEN);
 
