@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::cache::write_atomic;
 use crate::config::OverBudget;
@@ -34,6 +34,12 @@ const POLL: Duration = Duration::from_millis(10);
 /// Editors save in several steps (truncate, write, rename), each a system call after the
 /// other: a change is built once the files have stayed the same for this long.
 const SETTLE: Duration = Duration::from_millis(5);
+
+/// How long a file that an edit left empty is given to be written again. Editors that
+/// save in place truncate first, and the write may come later than [`SETTLE`] on a busy
+/// machine: building then would serve an empty stylesheet (as Vite does, an empty read
+/// waits for the next write). A file still empty after this was emptied on purpose.
+const EMPTIED_WAIT: Duration = Duration::from_millis(250);
 
 /// The variables of the build script's environment that a later run needs: those Cargo
 /// sets for build scripts and the pipeline's own. Nothing else of the developer's
@@ -168,13 +174,15 @@ fn next_change(watched: Snapshot) -> Snapshot {
         std::thread::sleep(POLL);
         let mut now = watched.again();
         if now.stamps != watched.stamps {
+            let deadline = Instant::now() + EMPTIED_WAIT;
             loop {
                 std::thread::sleep(SETTLE);
                 let again = now.again();
-                if again.stamps == now.stamps {
+                let settled = again.stamps == now.stamps;
+                now = again;
+                if settled && (!now.emptied_since(&watched) || Instant::now() >= deadline) {
                     return now;
                 }
-                now = again;
             }
         }
     }
@@ -290,6 +298,14 @@ impl Snapshot {
         Snapshot::take(self.roots.clone(), self.extra.clone())
     }
 
+    /// Whether a file that had bytes in `earlier` has none now (mid-save, perhaps).
+    fn emptied_since(&self, earlier: &Snapshot) -> bool {
+        self.stamps.iter().any(|(p, s)| {
+            matches!(s, Some((_, 0)))
+                && matches!(earlier.stamps.get(p), Some(Some((_, len))) if *len > 0)
+        })
+    }
+
     /// The files whose stamp differs from `earlier`'s, or that only one of them has.
     fn changed_since<'a>(&'a self, earlier: &'a Snapshot) -> impl Iterator<Item = &'a Path> {
         let changed = self
@@ -309,6 +325,37 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An editor that saves in place: truncates, and writes 60 ms later (a busy machine).
+    /// The change is the written file, not the empty one in between; a file emptied on
+    /// purpose is a change too, once it has stayed empty.
+    #[test]
+    fn a_file_truncated_then_written_is_seen_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let css = dir.path().join("app.css");
+        std::fs::write(&css, "body { color: red }").unwrap();
+        let watched = Snapshot::take(vec![dir.path().to_path_buf()], Vec::new());
+        let writer = std::thread::spawn({
+            let css = css.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(30));
+                let mut f = std::fs::File::create(&css).unwrap(); // truncates
+                std::thread::sleep(Duration::from_millis(60));
+                f.write_all(b"body { color: blue }").unwrap();
+            }
+        });
+        let now = next_change(watched);
+        writer.join().unwrap();
+        let (_, len) = now.stamps[&css].unwrap();
+        assert_eq!(len, "body { color: blue }".len() as u64);
+
+        let watched = now;
+        std::fs::File::create(&css).unwrap();
+        let started = Instant::now();
+        let now = next_change(watched);
+        assert_eq!(now.stamps[&css].unwrap().1, 0);
+        assert!(started.elapsed() >= EMPTIED_WAIT);
+    }
 
     #[test]
     fn only_cargo_and_pipeline_variables_are_recorded() {
