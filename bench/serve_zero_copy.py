@@ -15,12 +15,11 @@ per configuration, the two servers interleaved, medians; CPU from each server's
 """
 
 import os
-import re
 import statistics
 import subprocess
 
 from common import OUT, TARGET
-from serve import cpu_seconds, ratio, wait_port
+from serve import cpu_seconds, ratio, wait_port, wrk
 
 DURATION = os.environ.get("BENCH_DURATION", "3s")
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
@@ -33,16 +32,6 @@ BODIES = [
     ("64 KiB (range)", "identity", "bytes=0-65535"),
     ("100 KiB (identity)", "identity", None),
 ]
-
-
-def wrk(url, encoding, rng):
-    args = ["wrk", "-t1", "-c64", f"-d{DURATION}", "-H", f"Accept-Encoding: {encoding}"]
-    if rng:
-        args += ["-H", f"Range: {rng}"]
-    out = subprocess.run(args + [url], check=True, stdout=subprocess.PIPE, text=True).stdout
-    if "Socket errors" in out:
-        raise SystemExit(f"errors from {url}:\n{out}")
-    return int(re.search(r"(\d+) requests in", out).group(1)), float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
 def main():
@@ -59,7 +48,8 @@ def main():
                 order = SERVERS if rnd % 2 == 0 else SERVERS[::-1]
                 for (name, port, _), p in zip(order, procs if rnd % 2 == 0 else procs[::-1]):
                     u0, s0 = cpu_seconds([p.pid])
-                    n, rps = wrk(f"http://127.0.0.1:{port}{URL}", encoding, rng)
+                    headers = [f"Range: {rng}"] if rng else []
+                    n, rps, _ = wrk(f"http://127.0.0.1:{port}{URL}", encoding, headers, DURATION)
                     u1, s1 = cpu_seconds([p.pid])
                     row = (rps, (u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6)
                     results.setdefault((label, name), []).append(row)

@@ -18,7 +18,7 @@
 //! That pays for large bodies only. `sendfile` takes a second system call, and the head
 //! leaves in a packet of its own, which the client wakes up for; on loopback
 //! (`bench/serve_zero_copy.py`) a 100 KiB body costs 15% less CPU per request through
-//! `sendfile`, a 64 KiB one the same, and a 32 KiB or 18 KB one 10-20% more. Hence
+//! `sendfile`, a 64 KiB or 32 KiB one 2-3% more, and an 18 KB one 17% more. Hence
 //! [`DEFAULT_MIN_LEN`]: images, fonts and large bundles go through `sendfile`, the rest
 //! through `writev` with the head.
 //!
@@ -191,16 +191,11 @@ impl AsyncRead for ZeroCopyStream {
 
 impl AsyncWrite for ZeroCopyStream {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if buf.len() >= self.min_len
-            && let Some(offset) = image::locate(buf)
-        {
-            return self.poll_send(cx, &[IoSlice::new(buf)], 0, offset);
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
