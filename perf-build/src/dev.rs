@@ -11,6 +11,8 @@
 //! - `perf-dev:built {…}` with the assets (JSON) when it succeeded;
 //! - `perf-dev:error {…}` with the rendered error (JSON) when it failed.
 //!
+//! A build during which a watched file changed says neither (see [`Outcome::Stale`]).
+//!
 //! It watches the static and templates directories and the npm files the bundle read, and
 //! exits when its standard input closes (perf-rt, or its process, went away).
 
@@ -120,20 +122,36 @@ pub(crate) fn serve(mut builder: Builder, dir: PathBuf) -> ! {
     // Taken before each build, so that an edit made while it runs starts the next one.
     let mut watched = Snapshot::take(roots, Vec::new());
     let mut only_css = false;
+    let mut stale_runs = 0;
     loop {
+        // After a few stale builds in a row (a file that never stops changing), the last
+        // one is reported even so: a build that is never shown helps nobody.
+        let report_stale = stale_runs >= STALE_LIMIT;
         // A stylesheet edit is shown by swapping the stylesheet, which needs no critical
         // CSS: a first build without it (about half the time) is reported at once, as
-        // partial, then the whole build for the pages loaded after. A failed first build
-        // is the report: the whole one would fail the same way.
-        let partial_failed = only_css && {
+        // partial, then the whole build for the pages loaded after. A failed or stale
+        // first build ends the round: the whole one would fail the same way, or read the
+        // same edit mid-save.
+        let first = only_css.then(|| {
             let mut quick = builder.clone();
             quick.config.critical.enabled = false;
-            build_and_report(&quick, &dir, true).is_none()
+            build_and_report(&quick, &dir, true, &watched, report_stale)
+        });
+        let last = match first {
+            None | Some(Outcome::Built(_)) => {
+                build_and_report(&builder, &dir, false, &watched, report_stale)
+            }
+            Some(other) => other,
         };
-        if !partial_failed && let Some(read) = build_and_report(&builder, &dir, false) {
+        match last {
             // The npm files the bundle read: a failed build keeps watching the last good
             // build's.
-            watched.watch_also(read);
+            Outcome::Built(read) => {
+                watched.watch_also(read);
+                stale_runs = 0;
+            }
+            Outcome::Failed => stale_runs = 0,
+            Outcome::Stale => stale_runs += 1,
         }
         let after = next_change(watched.clone());
         only_css = after
@@ -144,26 +162,66 @@ pub(crate) fn serve(mut builder: Builder, dir: PathBuf) -> ! {
     }
 }
 
-/// One build, written and reported (`partial` when it left the critical CSS out); the
-/// files outside the watched directories that it read, or `None` when it failed.
-fn build_and_report(builder: &Builder, dir: &Path, partial: bool) -> Option<Vec<PathBuf>> {
+/// How many stale builds in a row are dropped before one is reported even so.
+const STALE_LIMIT: u32 = 3;
+
+/// What became of one build.
+#[derive(Debug)]
+enum Outcome {
+    /// Reported; the files outside the watched directories that it read.
+    Built(Vec<PathBuf>),
+    /// Reported as an error.
+    Failed,
+    /// Not reported: a watched file changed while it ran, so it may have read an edit
+    /// mid-save (an empty stylesheet, half a script). The change starts the next build.
+    Stale,
+}
+
+/// One build, written and reported (`partial` when it left the critical CSS out) unless
+/// the files `inputs` saw changed while it ran and `report_stale` is off.
+fn build_and_report(
+    builder: &Builder,
+    dir: &Path,
+    partial: bool,
+    inputs: &Snapshot,
+    report_stale: bool,
+) -> Outcome {
+    let (outcome, line) = build(builder, dir, partial, inputs, report_stale, &|_, _| {});
+    if let Some(line) = line {
+        say(&line);
+    }
+    outcome
+}
+
+/// [`build_and_report`] without the report: the outcome and the line to say, if any.
+fn build(
+    builder: &Builder,
+    dir: &Path,
+    partial: bool,
+    inputs: &Snapshot,
+    report_stale: bool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> (Outcome, Option<String>) {
     let outcome = builder
-        .pipeline(None, &|_, _| {})
+        .pipeline(None, progress)
         .and_then(|output| write(dir, &output).map(|()| output));
+    if !report_stale && inputs.again().stamps != inputs.stamps {
+        return (Outcome::Stale, None);
+    }
     match outcome {
         Ok(output) => {
-            say(&format!(
+            let line = format!(
                 "perf-dev:built {}",
                 manifest(&output, &builder.config.url_prefix, partial)
-            ));
-            Some(output.watched)
+            );
+            (Outcome::Built(output.watched), Some(line))
         }
         Err(e) => {
-            say(&format!(
+            let line = format!(
                 "perf-dev:error {}",
                 serde_json::json!({ "message": e.render(&builder.root) })
-            ));
-            None
+            );
+            (Outcome::Failed, Some(line))
         }
     }
 }
@@ -355,6 +413,51 @@ mod tests {
         let now = next_change(watched);
         assert_eq!(now.stamps[&css].unwrap().1, 0);
         assert!(started.elapsed() >= EMPTIED_WAIT);
+    }
+
+    /// A build during which a watched file changed is not reported (it may have read the
+    /// edit mid-save: here, the stylesheet emptied by an in-place save); the same build
+    /// without the change is, and so is a stale one once `report_stale` says so.
+    #[test]
+    fn a_build_whose_inputs_changed_while_it_ran_is_not_reported() {
+        let project = tempfile::tempdir().unwrap();
+        let root = project.path();
+        let css = root.join("static/css/app.css");
+        std::fs::create_dir_all(css.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(root.join("templates")).unwrap();
+        std::fs::write(&css, "body { color: red }\n").unwrap();
+        let out = root.join("dev-out");
+        let mut builder = Builder::new()
+            .root(root)
+            .static_dir("static")
+            .templates_dir("templates")
+            .cache_dir(root.join("cache"))
+            .check_templates(false)
+            .cargo_instructions(false);
+        relax(&mut builder);
+        let inputs = || {
+            Snapshot::take(
+                vec![root.join("static"), root.join("templates")],
+                Vec::new(),
+            )
+        };
+
+        let (outcome, line) = build(&builder, &out, false, &inputs(), false, &|_, _| {});
+        assert!(matches!(outcome, Outcome::Built(_)), "{outcome:?}");
+        assert!(line.unwrap().starts_with("perf-dev:built "));
+
+        // Saved in place while the build runs: truncated (the write comes later).
+        let before = inputs();
+        let truncate = || drop(std::fs::File::create(&css).unwrap());
+        let (outcome, line) = build(&builder, &out, false, &before, false, &|_, _| truncate());
+        assert!(matches!(outcome, Outcome::Stale), "{outcome:?}");
+        assert_eq!(line, None);
+
+        std::fs::write(&css, "body { color: blue }\n").unwrap();
+        let before = inputs();
+        let (outcome, line) = build(&builder, &out, false, &before, true, &|_, _| truncate());
+        assert!(matches!(outcome, Outcome::Built(_)), "{outcome:?}");
+        assert!(line.unwrap().starts_with("perf-dev:built "));
     }
 
     #[test]
