@@ -35,7 +35,8 @@
 //!
 //! Which memory qualifies is decided once, from the executable's own program headers
 //! (only segments without `PF_W`: never the relocated, then write-protected `RELRO`
-//! part) and `/proc/self/maps` (only mappings of the same inode, and not writable). The
+//! part; none at all when the executable has text relocations, which the loader writes
+//! into read-only pages) and `/proc/self/maps` (only mappings of the same inode, and not writable). The
 //! file is opened once, through `/proc/self/exe`, so replacing the executable on disk
 //! while it runs (a new `cargo build`) changes nothing: the open file is the one mapped.
 //!
@@ -264,7 +265,7 @@ mod image {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use object::read::ReadCache;
-    use object::read::elf::{FileHeader, ProgramHeader};
+    use object::read::elf::{Dyn, FileHeader, ProgramHeader};
     use rustix::net::{SendAncillaryBuffer, SendFlags};
 
     struct Image {
@@ -375,7 +376,10 @@ mod image {
         Ok(Image { file, ranges })
     }
 
-    /// File ranges `[offset, offset + filesz)` of the loadable segments without `PF_W`.
+    /// File ranges `[offset, offset + filesz)` of the loadable segments without `PF_W`;
+    /// none when the executable has text relocations (`DT_TEXTREL`, or `DF_TEXTREL` in
+    /// `DT_FLAGS`): the loader then writes into those segments, so their pages may differ
+    /// from the file's bytes.
     fn read_only_segments(file: &File) -> io::Result<Vec<(u64, u64)>> {
         #[cfg(target_pointer_width = "64")]
         type Header = object::elf::FileHeader64<object::Endianness>;
@@ -385,8 +389,23 @@ mod image {
         let data = ReadCache::new(file);
         let header = Header::parse(&data).map_err(invalid)?;
         let endian = header.endian().map_err(invalid)?;
+        let headers = header.program_headers(endian, &data).map_err(invalid)?;
+        for ph in headers {
+            let Some(entries) = ph.dynamic(endian, &data).map_err(invalid)? else {
+                continue;
+            };
+            let text_relocations = entries.iter().any(|d| {
+                let tag = d.tag(endian);
+                tag == object::elf::DT_TEXTREL
+                    || (tag == object::elf::DT_FLAGS
+                        && d.val(endian) & object::elf::DF_TEXTREL.0 != 0)
+            });
+            if text_relocations {
+                return Ok(Vec::new());
+            }
+        }
         let mut out = Vec::new();
-        for ph in header.program_headers(endian, &data).map_err(invalid)? {
+        for ph in headers {
             if ph.p_type(endian) == object::elf::PT_LOAD
                 && ph.p_flags(endian).0 & object::elf::PF_W.0 == 0
             {
@@ -474,6 +493,67 @@ mod image {
             assert_eq!(locate(&stack), None);
             let guard = WRITABLE.lock().unwrap();
             assert_eq!(locate(&guard[..]), None);
+        }
+
+        /// A minimal 64-bit ELF file: one read-only, executable `PT_LOAD` segment over the
+        /// whole file and a `PT_DYNAMIC` segment with `dynamic` (tag, value) entries, then
+        /// `DT_NULL`.
+        #[cfg(target_pointer_width = "64")]
+        fn elf_with_dynamic(dynamic: &[(i64, u64)]) -> File {
+            let dynamic_at = 64 + 2 * 56;
+            let dynamic_len = (dynamic.len() + 1) * 16;
+            let total = (dynamic_at + dynamic_len) as u64;
+            let mut elf = Vec::new();
+            // The file header.
+            elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+            elf.extend_from_slice(&[0; 8]);
+            elf.extend_from_slice(&3u16.to_le_bytes()); // ET_DYN
+            elf.extend_from_slice(&62u16.to_le_bytes()); // x86-64
+            elf.extend_from_slice(&1u32.to_le_bytes());
+            elf.extend_from_slice(&0u64.to_le_bytes()); // entry
+            elf.extend_from_slice(&64u64.to_le_bytes()); // program headers' offset
+            elf.extend_from_slice(&0u64.to_le_bytes()); // no section headers
+            elf.extend_from_slice(&0u32.to_le_bytes());
+            for half in [64u16, 56, 2, 64, 0, 0] {
+                elf.extend_from_slice(&half.to_le_bytes());
+            }
+            // PT_LOAD (R+X) over the file, then PT_DYNAMIC (R).
+            for (kind, flags, offset, size, align) in [
+                (1u32, 5u32, 0u64, total, 0x1000u64),
+                (2, 4, dynamic_at as u64, dynamic_len as u64, 8),
+            ] {
+                elf.extend_from_slice(&kind.to_le_bytes());
+                elf.extend_from_slice(&flags.to_le_bytes());
+                for word in [offset, offset, offset, size, size, align] {
+                    elf.extend_from_slice(&word.to_le_bytes());
+                }
+            }
+            for &(tag, value) in dynamic.iter().chain([&(0, 0)]) {
+                elf.extend_from_slice(&tag.to_le_bytes());
+                elf.extend_from_slice(&value.to_le_bytes());
+            }
+            assert_eq!(elf.len() as u64, total);
+            let mut file = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut file, &elf).unwrap();
+            file
+        }
+
+        /// Text relocations (either way of saying so) leave no segment to send from;
+        /// other dynamic flags do not.
+        #[test]
+        #[cfg(target_pointer_width = "64")]
+        fn text_relocations_leave_no_read_only_segment() {
+            const DT_TEXTREL: i64 = 22;
+            const DT_FLAGS: i64 = 30;
+            const DF_TEXTREL: u64 = 4;
+            const DF_BIND_NOW: u64 = 8;
+            let whole = (0, 64 + 2 * 56 + 2 * 16);
+            let plain = elf_with_dynamic(&[(DT_FLAGS, DF_BIND_NOW)]);
+            assert_eq!(read_only_segments(&plain).unwrap(), vec![whole]);
+            let tagged = elf_with_dynamic(&[(DT_TEXTREL, 0)]);
+            assert_eq!(read_only_segments(&tagged).unwrap(), vec![]);
+            let flagged = elf_with_dynamic(&[(DT_FLAGS, DF_BIND_NOW | DF_TEXTREL)]);
+            assert_eq!(read_only_segments(&flagged).unwrap(), vec![]);
         }
 
         #[test]
