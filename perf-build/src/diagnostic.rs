@@ -286,6 +286,30 @@ error: Builder::url_prefix: `static` is not a URL path prefix"#;
         assert!(lines.iter().all(|l| l.starts_with("cargo::error=")));
     }
 
+    /// A budget set in code has no line in the manifest: no `:0:0` after its path.
+    #[test]
+    fn a_budget_without_a_line_names_only_the_file() {
+        let budget = |line, column| Error::Budget {
+            path: "Cargo.toml".into(),
+            line,
+            column,
+            message: "js of page.html is 120 kB, 20 kB over".into(),
+            table: String::new(),
+        };
+        assert_eq!(
+            budget(0, 0).to_string(),
+            "Cargo.toml: over budget: js of page.html is 120 kB, 20 kB over"
+        );
+        assert_eq!(
+            budget(0, 0).render(Path::new(".")),
+            "error: Cargo.toml: over budget: js of page.html is 120 kB, 20 kB over"
+        );
+        assert_eq!(
+            budget(12, 3).to_string(),
+            "Cargo.toml:12:3: over budget: js of page.html is 120 kB, 20 kB over"
+        );
+    }
+
     #[test]
     fn spans_count_characters_and_clamp() {
         let s = "ab\nçd\n";

@@ -165,7 +165,7 @@ pub enum Error {
         budget: u64,
     },
     /// A page or an entry is over an asset budget set to fail the build.
-    #[error("{}:{line}:{column}: over budget: {message}", path.display())]
+    #[error("{}: over budget: {message}", Place(path, *line, *column))]
     Budget {
         /// The manifest that sets the budget.
         path: PathBuf,
@@ -198,6 +198,19 @@ pub enum Error {
     /// Several inputs failed; each is reported.
     #[error("{}", Multiple(.0))]
     Multiple(Vec<Error>),
+}
+
+/// A file, with its line and column when there are any (`0` when the value was set in
+/// code rather than read from the file).
+struct Place<'a>(&'a std::path::Path, u32, u32);
+
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Place(path, 0, _) => write!(f, "{}", path.display()),
+            Place(path, line, column) => write!(f, "{}:{line}:{column}", path.display()),
+        }
+    }
 }
 
 struct Multiple<'a>(&'a [Error]);
