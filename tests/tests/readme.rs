@@ -98,14 +98,8 @@ where
     F: FnOnce(tokio::net::TcpListener) -> Fut,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let runtime = perf_tests::runtime(2);
+    let listener = perf_tests::bind(&runtime);
     let addr = listener.local_addr().unwrap();
     let serving = serve(listener);
     let server = runtime.spawn(async move {

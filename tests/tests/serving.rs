@@ -14,17 +14,8 @@ struct Server {
 }
 
 fn server() -> Server {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app: axum::Router = ASSETS.router();
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    let runtime = perf_tests::runtime(1);
+    let addr = perf_tests::serve(&runtime, ASSETS.router());
     Server {
         addr,
         _runtime: runtime,

@@ -19,21 +19,13 @@ struct Server {
 }
 
 fn server(min_len: Option<usize>) -> Server {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let runtime = perf_tests::runtime(2);
+    let listener = perf_tests::bind(&runtime);
     let listener = match min_len {
         Some(n) => zero_copy_with(listener, n),
         None => zero_copy(listener),
     };
-    let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-    let app: axum::Router = ASSETS.router();
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    let addr = perf_tests::serve_on(&runtime, listener, ASSETS.router());
     Server {
         addr,
         _runtime: runtime,
@@ -297,33 +289,19 @@ fn concurrent_clients_each_get_their_own_bytes() {
 #[test]
 fn connect_info_reaches_handlers() {
     use axum::extract::ConnectInfo;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = perf_tests::runtime(0);
     // A further tap (TCP_NODELAY here) keeps the connect info.
     let listener = axum::serve::ListenerExt::tap_io(
-        zero_copy(
-            runtime
-                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .unwrap(),
-        ),
+        zero_copy(perf_tests::bind(&runtime)),
         |s: &mut perf_rt::serve::ZeroCopyStream| s.get_ref().set_nodelay(true).unwrap(),
     );
-    let addr = axum::serve::Listener::local_addr(&listener).unwrap();
     let app = axum::Router::new().route(
         "/peer",
         axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
             peer.ip().to_string()
         }),
     );
-    runtime.spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let addr = perf_tests::serve_on(&runtime, listener, app);
     let _guard = runtime.enter();
     let conn = std::thread::spawn(move || {
         let mut conn = TcpStream::connect(addr).unwrap();
