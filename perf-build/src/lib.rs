@@ -133,14 +133,29 @@ impl Builder {
     /// Defaults, then `[package.metadata.perf]` of the package being built, then
     /// `PERF_BUILD_*` variables.
     pub fn from_manifest() -> Result<Self, Error> {
-        let mut b = Builder::new();
+        let b = Builder::new();
         let manifest = b.root.join("Cargo.toml");
         if b.cargo {
             cargo::rerun_if_changed(&manifest);
         }
-        b.config = Config::from_manifest(&manifest)?;
-        b.invalid = None;
-        Ok(b)
+        b.with_manifest(&manifest)
+    }
+
+    /// Defaults, then `[package.metadata.perf]` of the package whose `Cargo.toml` is
+    /// `manifest` (its folder becomes the package root), then `PERF_BUILD_*` variables:
+    /// the standalone command's `--manifest-path`.
+    pub fn from_manifest_path(manifest: &Path) -> Result<Self, Error> {
+        let root = match manifest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Builder::new().root(root).with_manifest(manifest)
+    }
+
+    fn with_manifest(mut self, manifest: &Path) -> Result<Self, Error> {
+        self.config = Config::from_manifest(manifest)?;
+        self.invalid = None;
+        Ok(self)
     }
 
     /// The directory holding the assets, relative to the package root.

@@ -85,3 +85,84 @@ fn builds_a_folder_and_reports_errors_like_rustc() {
         "{stderr}"
     );
 }
+
+/// `--manifest-path` reads the package's `[package.metadata.perf]` as its build script
+/// would (here the static folder, the URL prefix and a budget set to fail), and the
+/// options given win over it.
+#[test]
+fn manifest_path_reads_the_package_settings_and_options_win() {
+    let root = tempfile::tempdir().unwrap();
+    let pkg = root.path().join("pkg");
+    std::fs::create_dir_all(pkg.join("src")).unwrap();
+    std::fs::create_dir_all(pkg.join("web/js")).unwrap();
+    std::fs::write(pkg.join("src/lib.rs"), "").unwrap();
+    let manifest = |over_budget: &str| {
+        format!(
+            "[package]\nname = \"cli-manifest\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+             [package.metadata.perf]\nstatic-dir = \"web\"\nurl-prefix = \"/assets\"\n\n\
+             [package.metadata.perf.budgets.\"js/app.js\"]\njs = \"100 B\"\n\
+             over-budget = \"{over_budget}\"\n"
+        )
+    };
+    std::fs::write(pkg.join("Cargo.toml"), manifest("error")).unwrap();
+    // Numbers a minifier cannot shorten: well over 100 bytes compressed.
+    let script: String = (0..200)
+        .map(|i| format!("console.log({});\n", i * 7919 % 100_003))
+        .collect();
+    std::fs::write(pkg.join("web/js/app.js"), script).unwrap();
+    let dist = root.path().join("dist");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "--manifest-path",
+            "pkg/Cargo.toml",
+            "--dist-dir",
+            "dist",
+            "--fast",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_perf-build"))
+            .args(&args)
+            .current_dir(root.path())
+            .output()
+            .unwrap()
+    };
+
+    // The budget is the package's, and fails the build; the error names its line.
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("over budget") && stderr.contains("pkg/Cargo.toml:11:"),
+        "{stderr}"
+    );
+    assert!(!dist.join("manifest.json").exists());
+
+    // Set to warn, the build goes through with the package's folder and prefix.
+    std::fs::write(pkg.join("Cargo.toml"), manifest("warn")).unwrap();
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("over"), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(dist.join("manifest.json")).unwrap();
+    assert!(written.contains("\"/assets/js/app."), "{written}");
+
+    // An option wins over the manifest.
+    let out = run(&["--url-prefix", "/cdn"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(dist.join("manifest.json")).unwrap();
+    assert!(written.contains("\"/cdn/js/app."), "{written}");
+
+    // Without a manifest the static folder is required.
+    let bare = Command::new(env!("CARGO_BIN_EXE_perf-build"))
+        .args(["build", "--dist-dir", "dist"])
+        .current_dir(root.path())
+        .output()
+        .unwrap();
+    assert!(!bare.status.success());
+    assert!(
+        text(&bare.stderr).contains("--static-dir <DIR>"),
+        "{}",
+        text(&bare.stderr)
+    );
+}

@@ -1,6 +1,8 @@
 //! `perf-build`: the asset pipeline outside Cargo. `perf-build build --static-dir DIR
 //! --dist-dir DIR` writes hashed files, `.br`/`.gz`/`.zst` siblings and a
-//! `manifest.json`, and prints a size table; `perf-build --help` lists the rest.
+//! `manifest.json`, and prints a size table; with `--manifest-path Cargo.toml` it takes the
+//! package's `[package.metadata.perf]` settings, as its build script does, under the
+//! options given. `perf-build --help` lists the rest.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,15 +62,19 @@ struct CriticalArgs {
 
 #[derive(Args)]
 struct BuildArgs {
-    /// The assets to build.
-    #[arg(long, value_name = "DIR")]
-    static_dir: PathBuf,
+    /// Read the settings of this package's `[package.metadata.perf]` (budgets, images,
+    /// bundle, critical CSS, …), as its build script does; the options below win over them.
+    #[arg(long, value_name = "FILE")]
+    manifest_path: Option<PathBuf>,
+    /// The assets to build (with --manifest-path: its static-dir by default).
+    #[arg(long, value_name = "DIR", required_unless_present = "manifest_path")]
+    static_dir: Option<PathBuf>,
     /// Where the hashed files and manifest.json go.
     #[arg(long, value_name = "DIR")]
     dist_dir: PathBuf,
-    /// URL prefix the assets are served under.
-    #[arg(long, value_name = "PREFIX", default_value = "/static")]
-    url_prefix: String,
+    /// URL prefix the assets are served under [default: /static].
+    #[arg(long, value_name = "PREFIX")]
+    url_prefix: Option<String>,
     /// Write source maps for CSS and JS.
     #[arg(long)]
     source_maps: bool,
@@ -81,9 +87,9 @@ struct BuildArgs {
     /// Cheaper compression settings (brotli 5, gzip 6, zstd 3).
     #[arg(long)]
     fast: bool,
-    /// Browserslist queries for CSS, comma-separated.
-    #[arg(long, value_name = "QUERY", default_value = "defaults")]
-    targets: String,
+    /// Browserslist queries for CSS, comma-separated [default: defaults].
+    #[arg(long, value_name = "QUERY")]
+    targets: Option<String>,
     /// The content-addressed cache (default DIST/.perf-cache).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -173,29 +179,65 @@ fn critical(args: CriticalArgs) -> ExitCode {
 }
 
 fn build(args: BuildArgs) -> ExitCode {
-    let mut builder = perf_build::Builder::new()
+    // With a manifest, the package's folder is the root its settings are relative to, and
+    // the paths given here are the current directory's; errors are shown relative to it.
+    let (builder, shown_from) = match &args.manifest_path {
+        Some(manifest) => (
+            perf_build::Builder::from_manifest_path(manifest),
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        ),
+        None => (Ok(perf_build::Builder::new().root(".")), PathBuf::from(".")),
+    };
+    let mut builder = match builder {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{}", e.render(&shown_from));
+            return ExitCode::FAILURE;
+        }
+    };
+    let given = |p: &Path| match &args.manifest_path {
+        Some(_) => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+        None => p.to_path_buf(),
+    };
+    builder = builder
         .cargo_instructions(false)
-        .root(".")
-        .static_dir(&args.static_dir)
-        .url_prefix(args.url_prefix)
-        .source_maps(args.source_maps)
-        .minify(!args.no_minify)
-        .precompress(!args.no_precompress)
-        .targets(args.targets.split(',').map(str::trim))
         // No template checks outside Cargo: there is no askama crate to check against.
-        .check_templates(false)
-        .critical(perf_build::CriticalConfig {
-            enabled: args.templates_dir.is_some(),
+        .check_templates(false);
+    if let Some(dir) = &args.static_dir {
+        builder = builder.static_dir(given(dir));
+    }
+    if let Some(prefix) = args.url_prefix {
+        builder = builder.url_prefix(prefix);
+    }
+    if args.source_maps {
+        builder = builder.source_maps(true);
+    }
+    if args.no_minify {
+        builder = builder.minify(false);
+    }
+    if args.no_precompress {
+        builder = builder.precompress(false);
+    }
+    if let Some(targets) = &args.targets {
+        builder = builder.targets(targets.split(',').map(str::trim));
+    }
+    if let Some(dir) = &args.templates_dir {
+        let critical = perf_build::CriticalConfig {
+            enabled: true,
+            ..builder.config().critical.clone()
+        };
+        builder = builder.templates_dir(given(dir)).critical(critical);
+    } else if args.manifest_path.is_none() {
+        builder = builder.critical(perf_build::CriticalConfig {
+            enabled: false,
             ..perf_build::CriticalConfig::default()
         });
-    if let Some(dir) = &args.templates_dir {
-        builder = builder.templates_dir(dir);
     }
     if args.fast {
         builder = builder.quality(perf_build::Quality::Fast);
     }
     if let Some(dir) = &args.cache_dir {
-        builder = builder.cache_dir(dir);
+        builder = builder.cache_dir(given(dir));
     }
     // A bar on a terminal only (indicatif draws nothing elsewhere), and only once a run
     // lasts long enough to need one.
@@ -229,7 +271,7 @@ fn build(args: BuildArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}", e.render(Path::new(".")));
+            eprintln!("{}", e.render(&shown_from));
             ExitCode::FAILURE
         }
     }
