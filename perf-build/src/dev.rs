@@ -202,12 +202,12 @@ fn build(
     report_stale: bool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> (Outcome, Option<String>) {
-    let outcome = builder
-        .pipeline(None, progress)
-        .and_then(|output| write(dir, &output).map(|()| output));
+    let outcome = builder.pipeline(None, progress);
+    // Before anything is written: a dropped build leaves nothing behind.
     if !report_stale && inputs.again().stamps != inputs.stamps {
         return (Outcome::Stale, None);
     }
+    let outcome = outcome.and_then(|output| write(dir, &output).map(|()| output));
     match outcome {
         Ok(output) => {
             let line = format!(
@@ -452,6 +452,16 @@ mod tests {
         let (outcome, line) = build(&builder, &out, false, &before, false, &|_, _| truncate());
         assert!(matches!(outcome, Outcome::Stale), "{outcome:?}");
         assert_eq!(line, None);
+
+        // A dropped build writes nothing: here it read (and built) an edit made after the
+        // snapshot, whose bytes are new.
+        let written = || std::fs::read_dir(out.join("files")).unwrap().count();
+        let files = written();
+        let before = inputs();
+        std::fs::write(&css, "body { color: green }\n").unwrap();
+        let (outcome, _) = build(&builder, &out, false, &before, false, &|_, _| {});
+        assert!(matches!(outcome, Outcome::Stale), "{outcome:?}");
+        assert_eq!(written(), files, "a dropped build writes nothing");
 
         std::fs::write(&css, "body { color: blue }\n").unwrap();
         let before = inputs();

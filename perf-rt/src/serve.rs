@@ -36,9 +36,10 @@
 //! Which memory qualifies is decided once, from the executable's own program headers
 //! (only segments without `PF_W`: never the relocated, then write-protected `RELRO`
 //! part; none at all when the executable has text relocations, which the loader writes
-//! into read-only pages) and `/proc/self/maps` (only mappings of the same inode, and not writable). The
-//! file is opened once, through `/proc/self/exe`, so replacing the executable on disk
-//! while it runs (a new `cargo build`) changes nothing: the open file is the one mapped.
+//! into read-only pages) and `/proc/self/maps` (only mappings of the same inode, and
+//! not writable). The file is opened once, through `/proc/self/exe`, so replacing the
+//! executable on disk while it runs (a new `cargo build`) changes nothing: the open
+//! file is the one mapped.
 //!
 //! Off Linux, or when the executable cannot be read, the stream writes as `TcpStream`
 //! does. [`stats`] counts what went through `sendfile`.
